@@ -1,0 +1,39 @@
+# galexplore: the two set-up commands (`make demo`, `make test`) and the slower suites.
+# Everything installs into .venv; a stamp file makes a second run skip the install
+# unless pyproject.toml (or this Makefile) changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# Local pins for this machine's on-disk wheels; pyproject.toml keeps the loose requirement
+# so users on GPU clusters bring their own CUDA build.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+DEMO_CONFIG := pipelines/demo.toml
+DEMO_SURVEY := data/surveys/demo.h5
+
+.PHONY: install demo test test-slow test-browser clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install --quiet -e '.[app,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/galexplore simulate $(DEMO_CONFIG) --out $(DEMO_SURVEY)
+	$(VENV)/bin/galexplore inspect $(DEMO_SURVEY)
+	$(VENV)/bin/galexplore montage $(DEMO_SURVEY) --out data/surveys/demo-montage.png
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,319 @@
+"""Typed, frozen configuration loaded from TOML.
+
+A config file has a few top-level keys and one table per concern::
+
+    name = "demo"
+    seed = 0
+    [survey]      # where the cutouts and the catalog come from, and how to read them
+    [simulate]    # the simulated survey (used when survey.source = "simulated")
+    [augment]     # survey-aware augmentations for contrastive training
+    [model]       # the encoder and the MoCo v2 head
+    [train]       # the optimiser and the schedule
+
+Every key is checked: an unknown or misspelled key, a wrong type or an out-of-range value raises
+`ConfigError` naming the file, the key and the value. Relative paths in a config resolve against
+the directory of the config file, so a config can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from galexplore.errors import ConfigError
+
+__all__ = [
+    "AugmentConfig",
+    "Config",
+    "ModelConfig",
+    "SimulateConfig",
+    "SurveyConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "load_config",
+    "to_toml",
+    "write_resolved",
+]
+
+SDSS_BANDS = ("u", "g", "r", "i", "z")
+# SDSS extinction coefficients A_b / E(B-V) for ugriz (Schlafly & Finkbeiner 2011, as used by
+# Hayat et al. 2021 for their reddening augmentation).
+SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
+
+
+def _range(ge: float | None = None, le: float | None = None, gt: float | None = None) -> dict:
+    """Field metadata for a numeric range check (inclusive ge/le, exclusive gt)."""
+    return {"ge": ge, "le": le, "gt": gt}
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """Where a survey's cutouts and catalog live and how to read them.
+
+    `source` picks the reader: "simulated" (the HDF5 file that `galexplore simulate` writes at
+    `path`), "hdf5", "fits" (one stacked cube, or a folder of one cube per object listed in the
+    catalog), "images" (a folder of PNG/JPEG colour composites listed in a CSV catalog).
+    """
+
+    source: Literal["simulated", "hdf5", "fits", "images"] = "simulated"
+    path: str = ""
+    catalog: str = ""  # a separate FITS/CSV catalog (fits and images sources)
+    bands: tuple[str, ...] = SDSS_BANDS
+    pixel_scale: float = field(default=0.396, metadata=_range(gt=0))  # arcsec / pixel
+    image_size: int = field(default=0, metadata=_range(ge=0, le=4096))  # 0: take the file's
+    layout: Literal["channels_first", "channels_last"] = "channels_first"
+    images_key: str = "images"
+    id_column: str = "object_id"  # absent from the source: ids are the row numbers
+    ra_column: str = "ra"
+    dec_column: str = "dec"
+    name_column: str = ""  # IAU names (J000411.19+020924.0) used when ra/dec are absent
+    file_column: str = "file"  # per-object file names (fits folder and images sources)
+    rename: dict[str, str] = field(default_factory=dict)  # source column -> galexplore name
+    nonfinite: Literal["reject", "mask"] = "reject"  # NaN/inf pixels: error, or set to 0
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """The simulated survey: an SDSS-like ugriz survey drawn with GalSim, with truth."""
+
+    n: int = field(default=2000, metadata=_range(ge=1))
+    image_size: int = field(default=64, metadata=_range(ge=16, le=512))
+    pixel_scale: float = field(default=0.396, metadata=_range(gt=0))  # SDSS, arcsec / pixel
+    z_min: float = field(default=0.01, metadata=_range(gt=0, le=3))
+    z_max: float = field(default=0.4, metadata=_range(gt=0, le=3))
+    mag_r_min: float = field(default=14.0, metadata=_range(ge=5, le=30))
+    mag_r_max: float = field(default=19.0, metadata=_range(ge=5, le=30))
+    spec_mag_limit: float = field(default=17.77, metadata=_range(ge=5, le=30))  # SDSS main sample
+    morphology_mag_limit: float = field(default=17.0, metadata=_range(ge=5, le=30))
+    anomaly_rate: float = field(default=0.005, metadata=_range(ge=0, le=1))
+    neighbour_rate: float = field(default=0.1, metadata=_range(ge=0, le=1))
+    star_rate: float = field(default=0.05, metadata=_range(ge=0, le=1))
+    ebv_median: float = field(default=0.03, metadata=_range(gt=0, le=1))  # lognormal median
+    seeing_median: float = field(default=1.4, metadata=_range(gt=0, le=5))  # r FWHM, arcsec
+    workers: int = field(default=2, metadata=_range(ge=1, le=256))
+    chunk_size: int = field(default=256, metadata=_range(ge=1))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Survey-aware augmentations, applied in `order` to whole batches on the training device."""
+
+    order: tuple[str, ...] = ("rotate", "jitter_crop", "psf_blur", "redden", "noise", "scale")
+    crop_size: int = field(default=64, metadata=_range(ge=8, le=1024))
+    jitter: int = field(default=7, metadata=_range(ge=0, le=256))  # max centre shift, pixels
+    noise_scale: tuple[float, ...] = (1.0, 25.0)  # sigma range, in units of band noise level
+    ebv_range: tuple[float, ...] = (0.0, 0.5)
+    extinction: tuple[float, ...] = SDSS_EXTINCTION  # R_b per band
+    psf_sigma: tuple[float, ...] = (0.0, 1.0)  # extra Gaussian blur, pixels
+    scale_range: tuple[float, ...] = (0.9, 1.1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder (a torchvision ResNet adapted to C bands) and its MoCo v2 head."""
+
+    arch: Literal["resnet18", "resnet50"] = "resnet18"
+    representation_dim: int = field(default=512, metadata=_range(ge=1))
+    stem: Literal["imagenet", "small"] = "small"  # small: 3x3 stride-1 conv, no max-pool
+    projection_dims: tuple[int, ...] = (512, 128)
+    queue: int = field(default=65536, metadata=_range(ge=1))
+    momentum: float = field(default=0.999, metadata=_range(gt=0, le=1))
+    temperature: float = field(default=0.2, metadata=_range(gt=0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD with warm-up and a cosine schedule."""
+
+    epochs: int = field(default=100, metadata=_range(ge=1))
+    batch_size: int = field(default=256, metadata=_range(ge=2))
+    lr: float = field(default=0.03, metadata=_range(gt=0))
+    weight_decay: float = field(default=1e-4, metadata=_range(ge=0))
+    warmup_epochs: int = field(default=5, metadata=_range(ge=0))
+    checkpoint_every: int = field(default=1, metadata=_range(ge=1))  # epochs
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: the survey and every stage's settings."""
+
+    name: str = "galexplore"
+    seed: int = 0
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    base_dir: str = field(default=".", metadata={"internal": True})  # the config file's folder
+
+    def resolve(self, path: str) -> Path:
+        """A path from this config, made absolute against the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config. Raises `ConfigError` naming the file, key and value."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a TOML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    cfg = config_from_dict(raw, source=str(path))
+    return dataclasses.replace(cfg, base_dir=str(path.resolve().parent))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
+    """Build a `Config` from a parsed TOML mapping, checking every key."""
+    cfg = _build(Config, raw, source, prefix="")
+    if cfg.simulate.z_min >= cfg.simulate.z_max:
+        raise ConfigError(
+            f"{source}: simulate.z_min ({cfg.simulate.z_min}) must be below "
+            f"simulate.z_max ({cfg.simulate.z_max})"
+        )
+    if cfg.simulate.mag_r_min >= cfg.simulate.mag_r_max:
+        raise ConfigError(
+            f"{source}: simulate.mag_r_min ({cfg.simulate.mag_r_min}) must be below "
+            f"simulate.mag_r_max ({cfg.simulate.mag_r_max})"
+        )
+    for key in ("noise_scale", "ebv_range", "psf_sigma", "scale_range"):
+        lo_hi = getattr(cfg.augment, key)
+        if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1] or lo_hi[0] < 0:
+            raise ConfigError(
+                f"{source}: augment.{key} = {list(lo_hi)}: expected [low, high] with 0 <= low <= high"
+            )
+    return cfg
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    """Recursively turn a TOML table into the dataclass `cls`, validating each key."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{where}] must be a table, found {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(fields), n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{key}'{hint}; known keys in [{where}]: "
+            f"{', '.join(fields)}"
+        )
+    values = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, source, prefix=f"{key}.")
+        else:
+            values[name] = _check(hint, value, source, key, fields[name].metadata)
+    return cls(**values)
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return f"a list of {typing.get_args(hint)[0].__name__}"
+    if origin is dict:
+        return "a table of strings"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[hint]
+
+
+def _check(hint: Any, value: Any, source: str, key: str, meta: Any) -> Any:
+    """Check one value against its type hint and range; return it in the field's type."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
+
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise bad(_type_name(hint))
+        return value
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            raise bad(_type_name(hint))
+        return tuple(_check(item, v, source, f"{key}[{i}]", {}) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise bad(_type_name(hint))
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad(_type_name(hint))
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad(_type_name(hint))
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a finite number")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise bad(_type_name(hint))
+        return value
+    ge, le, gt = (meta.get("ge"), meta.get("le"), meta.get("gt")) if meta else (None, None, None)
+    if (ge is not None and value < ge) or (le is not None and value > le) or (gt is not None and value <= gt):
+        parts = [f">= {ge}" if ge is not None else "", f"> {gt}" if gt is not None else "",
+                 f"<= {le}" if le is not None else ""]
+        raise bad("a value " + " and ".join(p for p in parts if p))
+    return value
+
+
+def to_toml(cfg: Any) -> str:
+    """Write a config dataclass back as TOML (the resolved config saved beside every output)."""
+    top, tables = [], []
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("internal"):
+            continue
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            body = "\n".join(
+                f"{g.name} = {_toml_value(getattr(value, g.name))}" for g in dataclasses.fields(value)
+            )
+            tables.append(f"[{f.name}]\n{body}\n")
+        else:
+            top.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(top) + "\n\n" + "\n".join(tables)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (dict, types.MappingProxyType)):
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def write_resolved(cfg: Config, folder: str | Path) -> Path:
+    """Write the resolved config as `config.toml` in `folder` (atomically) and return its path."""
+    from galexplore.io import atomic_write_text
+
+    return atomic_write_text(Path(folder) / "config.toml", to_toml(cfg))

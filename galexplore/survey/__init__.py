@@ -1,0 +1,54 @@
+"""Survey readers: HDF5, FITS, image folders and in-memory arrays behind one `Survey` interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from galexplore.config import Config, SurveyConfig
+from galexplore.errors import SurveyError
+from galexplore.survey.base import Survey
+
+__all__ = ["Survey", "open_path", "open_survey"]
+
+
+def open_survey(config: Config, path: str | Path | None = None) -> Survey:
+    """Open the survey a config describes (or the one at `path`, read with that config's keys)."""
+    cfg = config.survey
+    target = Path(path) if path is not None else config.resolve(cfg.path)
+    if path is None and not cfg.path:
+        raise SurveyError("the config has no survey.path; set it to the survey's file or folder")
+    catalog = config.resolve(cfg.catalog) if cfg.catalog else None
+    return _open(cfg, target, catalog)
+
+
+def open_path(path: str | Path) -> Survey:
+    """Open a survey by its path alone, guessing the source from what is there (for `inspect`)."""
+    path = Path(path)
+    if not path.exists():
+        raise SurveyError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        if (path / "catalog.csv").exists():
+            return _open(SurveyConfig(source="images", bands=("r", "g", "b")), path, path / "catalog.csv")
+        raise SurveyError(f"{path}: a folder without catalog.csv; expected an image folder with its catalog")
+    if suffix in (".h5", ".hdf5", ".hdf"):
+        return _open(SurveyConfig(source="hdf5"), path, None)
+    if suffix in (".fits", ".fit", ".fz"):
+        return _open(SurveyConfig(source="fits", bands=()), path, None)
+    raise SurveyError(f"{path}: unknown survey format '{suffix}'; expected .h5/.hdf5, .fits or an image folder")
+
+
+def _open(cfg: SurveyConfig, path: Path, catalog: Path | None) -> Survey:
+    if cfg.source in ("hdf5", "simulated"):
+        from galexplore.survey.hdf5 import HDF5Survey
+
+        return HDF5Survey(path, cfg)
+    if cfg.source == "fits":
+        from galexplore.survey.fits import FitsSurvey
+
+        return FitsSurvey(path, cfg, catalog)
+    if cfg.source == "images":
+        from galexplore.survey.images import ImageFolderSurvey
+
+        return ImageFolderSurvey(path, cfg, catalog)
+    raise SurveyError(f"unknown survey.source {cfg.source!r}")

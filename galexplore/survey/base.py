@@ -1,0 +1,177 @@
+"""The `Survey` abstraction: lazy, validated access to cutouts and a catalog.
+
+Every source (HDF5, FITS, an image folder, arrays in memory) is read through the same interface:
+
+- ``len(survey)`` objects, each a float32 cutout of shape ``survey.shape == (C, H, W)``;
+- ``survey[i]`` one cutout, ``survey.read(indices)`` a batch (B, C, H, W), read on demand;
+- ``survey.catalog``: a pandas DataFrame, one row per object, with ``object_id``, ``ra`` and
+  ``dec`` (degrees) and every other column the source holds, renamed as the config says.
+
+Images are never all loaded into memory; the catalog is (it is small next to the pixels).
+Non-finite pixels are rejected or replaced by zero, as the config's ``nonfinite`` says.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from galexplore.errors import SurveyError
+
+REQUIRED_COLUMNS = ("object_id", "ra", "dec")
+
+
+class Survey(abc.ABC):
+    """Lazy random access to a survey's cutouts (float32, (C, H, W)) and its catalog."""
+
+    #: what the survey was read from, used in every error message (a path, or "<memory>")
+    source: str
+    #: band names, one per channel
+    bands: tuple[str, ...]
+    #: arcsec per pixel, when known
+    pixel_scale: float | None
+    #: (C, H, W) of every cutout
+    shape: tuple[int, int, int]
+    #: one row per object: object_id, ra, dec and every other column
+    catalog: pd.DataFrame
+    #: "reject" (raise on NaN/inf pixels) or "mask" (replace them by 0 and count them)
+    nonfinite: str = "reject"
+    #: how many non-finite pixels were replaced by 0 so far (nonfinite = "mask")
+    nonfinite_masked: int = 0
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """One cutout, float32 (C, H, W)."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"{self.source}: object index {index} out of range for {n} objects")
+        return self.read([index % n])[0]
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Cutouts for `indices`, float32 (B, C, H, W), in the order asked, validated."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            bad = int(idx[(idx < 0) | (idx >= len(self))][0])
+            raise IndexError(f"{self.source}: object index {bad} out of range for {len(self)} objects")
+        batch = np.asarray(self._read(idx), dtype=np.float32)
+        return self._check_batch(batch, idx)
+
+    @abc.abstractmethod
+    def _read(self, indices: np.ndarray) -> np.ndarray:
+        """Raw cutouts for the valid indices `indices` (B,), as (B, C, H, W)."""
+
+    def close(self) -> None:
+        """Release open files. Reading after close is an error."""
+
+    def __enter__(self) -> Survey:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c, h, w = self.shape
+        return f"<{type(self).__name__} {self.source!r}: {len(self)} x {c}x{h}x{w} ({','.join(self.bands)})>"
+
+    def _check_batch(self, batch: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if batch.shape[1:] != self.shape:
+            raise SurveyError(
+                f"{self.source}: cutout of object row {int(idx[0])} has shape {batch.shape[1:]}, "
+                f"expected {self.shape} (C, H, W)"
+            )
+        finite = np.isfinite(batch)
+        if not finite.all():
+            per_object = (~finite).reshape(len(batch), -1).sum(axis=1)
+            if self.nonfinite == "reject":
+                row = int(idx[np.flatnonzero(per_object)[0]])
+                oid = self.catalog["object_id"].iloc[row]
+                raise SurveyError(
+                    f"{self.source}: cutout of object row {row} (object_id {oid}) has "
+                    f"{int(per_object.max())} non-finite (NaN/inf) pixels; expected none. Set "
+                    f"survey.nonfinite = \"mask\" to replace them by 0"
+                )
+            self.nonfinite_masked += int(per_object.sum())
+            batch = np.where(finite, batch, np.float32(0))
+        return batch
+
+
+def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataFrame:
+    """Validate a catalog against its images: length, required columns, ids, coordinates.
+
+    Returns the catalog with a fresh RangeIndex. Raises `SurveyError` naming the file, the
+    column, the row and what was expected versus found.
+    """
+    if len(catalog) != n_images:
+        raise SurveyError(
+            f"{source}: catalog has {len(catalog)} rows but there are {n_images} images; "
+            f"expected one catalog row per image"
+        )
+    for col in REQUIRED_COLUMNS:
+        if col not in catalog.columns:
+            raise SurveyError(
+                f"{source}: catalog has no '{col}' column; found columns: "
+                f"{', '.join(map(str, catalog.columns)) or '(none)'}"
+            )
+    catalog = catalog.reset_index(drop=True)
+    dup = catalog["object_id"].duplicated(keep=False)
+    if dup.any():
+        rows = np.flatnonzero(dup.to_numpy())[:2]
+        raise SurveyError(
+            f"{source}: duplicate object_id {catalog['object_id'].iloc[rows[0]]!r} in rows "
+            f"{rows[0]} and {rows[1]}; expected unique ids"
+        )
+    for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        try:
+            values = pd.to_numeric(catalog[col], errors="raise").to_numpy(dtype=np.float64)
+        except (ValueError, TypeError):
+            row = int(np.flatnonzero(pd.to_numeric(catalog[col], errors="coerce").isna())[0])
+            raise SurveyError(
+                f"{source}: column '{col}' row {row} is {catalog[col].iloc[row]!r}; expected degrees"
+            ) from None
+        ok = np.isfinite(values) & (values >= lo) & (values < hi if col == "ra" else values <= hi)
+        if not ok.all():
+            row = int(np.flatnonzero(~ok)[0])
+            raise SurveyError(
+                f"{source}: column '{col}' row {row} is {values[row]!r}; expected "
+                f"{lo} <= {col} {'<' if col == 'ra' else '<='} {hi} degrees"
+            )
+        catalog[col] = values
+    return catalog
+
+
+def rename_columns(catalog: pd.DataFrame, rename: dict[str, str], source: str) -> pd.DataFrame:
+    """Rename catalog columns as the config says (e.g. specz_redshift -> z_spec)."""
+    missing = [k for k in rename if k not in catalog.columns]
+    if missing:
+        raise SurveyError(
+            f"{source}: survey.rename names column '{missing[0]}', which the catalog lacks; "
+            f"found columns: {', '.join(map(str, catalog.columns))}"
+        )
+    return catalog.rename(columns=rename)
+
+
+def standard_columns(
+    catalog: pd.DataFrame, id_column: str, ra_column: str, dec_column: str, source: str
+) -> pd.DataFrame:
+    """Map the source's id/RA/Dec column names to object_id/ra/dec; ids default to row numbers."""
+    catalog = catalog.copy()
+    if id_column in catalog.columns:
+        if id_column != "object_id":
+            catalog = catalog.rename(columns={id_column: "object_id"})
+    elif "object_id" not in catalog.columns:
+        catalog.insert(0, "object_id", np.arange(len(catalog), dtype=np.int64))
+    for want, have in (("ra", ra_column), ("dec", dec_column)):
+        if have != want and have in catalog.columns:
+            if want in catalog.columns:
+                raise SurveyError(
+                    f"{source}: catalog has both '{have}' (configured as {want}) and '{want}'; "
+                    f"expected one of them"
+                )
+            catalog = catalog.rename(columns={have: want})
+    front = [c for c in REQUIRED_COLUMNS if c in catalog.columns]
+    return catalog[front + [c for c in catalog.columns if c not in front]]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import tomllib
 import types
 import typing
@@ -156,7 +157,7 @@ class Config:
     def resolve(self, path: str) -> Path:
         """A path from this config, made absolute against the config file's folder."""
         p = Path(path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir) / p
+        return p if p.is_absolute() else Path(os.path.normpath(Path(self.base_dir) / p))
 
 
 def load_config(path: str | Path) -> Config:
@@ -190,6 +191,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         raise ConfigError(
             f"{source}: simulate.mag_r_min ({cfg.simulate.mag_r_min}) must be below "
             f"simulate.mag_r_max ({cfg.simulate.mag_r_max})"
+        )
+    if len(cfg.augment.extinction) != len(cfg.survey.bands):
+        raise ConfigError(
+            f"{source}: augment.extinction has {len(cfg.augment.extinction)} values but "
+            f"survey.bands has {len(cfg.survey.bands)} ({', '.join(cfg.survey.bands)}); "
+            f"expected one R_b per band"
         )
     for key in ("noise_scale", "ebv_range", "psf_sigma", "scale_range"):
         lo_hi = getattr(cfg.augment, key)
@@ -313,7 +320,21 @@ def _toml_value(value: Any) -> str:
 
 
 def write_resolved(cfg: Config, folder: str | Path) -> Path:
-    """Write the resolved config as `config.toml` in `folder` (atomically) and return its path."""
+    """Write the resolved config as `config.toml` in `folder` (atomically) and return its path.
+
+    Every default is spelled out and relative paths are made absolute, so the file reruns the
+    same run from wherever it is read.
+    """
     from galexplore.io import atomic_write_text
 
-    return atomic_write_text(Path(folder) / "config.toml", to_toml(cfg))
+    return atomic_write_text(Path(folder) / "config.toml", to_toml(absolute_paths(cfg)))
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """`cfg` with its survey paths made absolute against the config file's folder."""
+    survey = dataclasses.replace(
+        cfg.survey,
+        path=str(cfg.resolve(cfg.survey.path)) if cfg.survey.path else "",
+        catalog=str(cfg.resolve(cfg.survey.catalog)) if cfg.survey.catalog else "",
+    )
+    return dataclasses.replace(cfg, survey=survey)

@@ -1,0 +1,129 @@
+"""The `galexplore` command line: one entry point, one verb per pipeline step.
+
+Only argparse is imported at module level, so `galexplore --help` answers at once; each verb
+imports what it needs. A user's mistake (`GalexploreError`) is printed as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 on success)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from galexplore.errors import GalexploreError
+
+    try:
+        return args.run(args) or 0
+    except GalexploreError as exc:
+        print(f"galexplore {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"galexplore {args.verb}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from galexplore import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="galexplore",
+        description="See and search what a self-supervised model learned from galaxy images.",
+    )
+    parser.add_argument("--version", action="version", version=f"galexplore {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("simulate", help="write a simulated ugriz survey (GalSim) with truth",
+                         description="Simulate an SDSS-like survey into an HDF5 file that the "
+                         "survey reader takes. Interrupted runs resume where they stopped.")
+    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    p.add_argument("--out", type=Path, required=True, help="the survey file to write (.h5)")
+    p.add_argument("--n", type=int, help="number of galaxies (default: the config's simulate.n)")
+    p.add_argument("--workers", type=int, help="processes (default: the config's simulate.workers)")
+    p.set_defaults(run=_simulate)
+
+    p = verbs.add_parser("inspect", help="summarise a survey: size, bands, columns, labels, ranges",
+                         description="Summarise a survey file or folder.")
+    p.add_argument("path", type=Path, help="a survey (.h5, .fits, or an image folder with catalog.csv)")
+    p.add_argument("--config", type=Path, help="read the survey with this config's survey keys")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_inspect)
+
+    p = verbs.add_parser("montage", help="draw a grid of cutouts as colour composites",
+                         description="Draw a grid of cutouts (make_lupton_rgb) with z and type.")
+    p.add_argument("path", type=Path, help="a survey")
+    p.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    p.add_argument("--config", type=Path, help="read the survey with this config's survey keys")
+    p.add_argument("--n", type=int, default=36, help="number of cutouts (default 36)")
+    p.add_argument("--columns", type=int, default=6, help="tiles per row (default 6)")
+    p.add_argument("--seed", type=int, default=0, help="which cutouts are drawn (default 0)")
+    p.set_defaults(run=_montage)
+    return parser
+
+
+def _open(path: Path, config_path: Path | None):
+    from galexplore.survey import open_path, open_survey
+
+    if config_path is None:
+        return open_path(path)
+    from galexplore.config import load_config
+
+    return open_survey(load_config(config_path), path)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from galexplore.config import load_config
+    from galexplore.errors import GalexploreError
+    from galexplore.simulate import simulate_survey
+
+    cfg = load_config(args.config)
+    for flag in ("n", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise GalexploreError(f"--{flag} {value}: expected a positive integer")
+    n = args.n or cfg.simulate.n
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rsimulated {done:,}/{total:,} galaxies", end="", file=sys.stderr, flush=True)
+
+    out = simulate_survey(cfg, args.out, n=args.n, workers=args.workers, progress=progress)
+    seconds = time.perf_counter() - start
+    print(file=sys.stderr)
+    print(f"wrote {out}: {n:,} galaxies in {seconds:.1f} s ({n / seconds:.0f} galaxies/s)")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from galexplore.summary import format_summary, summarize_survey
+
+    with _open(args.path, args.config) as survey:
+        summary = summarize_survey(survey)
+    print(json.dumps(summary) if args.json else format_summary(summary))
+    return 0
+
+
+def _montage(args: argparse.Namespace) -> int:
+    from galexplore.errors import GalexploreError
+    from galexplore.montage import draw_montage
+
+    if args.n < 1 or args.columns < 1:
+        raise GalexploreError(f"--n {args.n} --columns {args.columns}: expected positive integers")
+    with _open(args.path, args.config) as survey:
+        out = draw_montage(survey, args.out, n=args.n, columns=args.columns, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,10 +24,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[app,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/galexplore simulate $(DEMO_CONFIG) --out $(DEMO_SURVEY)
+demo: $(DEMO_SURVEY)
 	$(VENV)/bin/galexplore inspect $(DEMO_SURVEY)
 	$(VENV)/bin/galexplore montage $(DEMO_SURVEY) --out data/surveys/demo-montage.png
+
+# Simulated once; rerun after the config changes (an interrupted run resumes).
+$(DEMO_SURVEY): $(DEMO_CONFIG) $(STAMP)
+	$(VENV)/bin/galexplore simulate $(DEMO_CONFIG) --out $(DEMO_SURVEY)
 
 test: $(STAMP)
 	$(PY) -m pytest

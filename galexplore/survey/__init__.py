@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from galexplore.config import Config, SurveyConfig
@@ -28,11 +29,23 @@ def open_path(path: str | Path) -> Survey:
         raise SurveyError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
     if path.is_dir():
+        # bands=(): names from the files (FITS headers; red,green,blue for colour composites).
+        if (path / "catalog.fits").exists():
+            return _open(SurveyConfig(source="fits", bands=()), path, path / "catalog.fits")
         if (path / "catalog.csv").exists():
-            return _open(SurveyConfig(source="images", bands=("r", "g", "b")), path, path / "catalog.csv")
-        raise SurveyError(f"{path}: a folder without catalog.csv; expected an image folder with its catalog")
+            # FITS cubes or images? The first row's `file` entry says (the readers check the rest).
+            with open(path / "catalog.csv", encoding="utf-8-sig", errors="replace", newline="") as f:
+                rows = csv.reader(f)
+                first = dict(zip(next(rows, []), next(rows, [])))
+            is_fits = first.get("file", "").strip().lower().endswith((".fits", ".fit", ".fz"))
+            source = "fits" if is_fits else "images"
+            return _open(SurveyConfig(source=source, bands=()), path, path / "catalog.csv")
+        raise SurveyError(
+            f"{path}: a folder without catalog.csv or catalog.fits; expected an image or FITS folder "
+            f"with its catalog"
+        )
     if suffix in (".h5", ".hdf5", ".hdf"):
-        return _open(SurveyConfig(source="hdf5"), path, None)
+        return _open(SurveyConfig(source="hdf5", bands=()), path, None)
     if suffix in (".fits", ".fit", ".fz"):
         return _open(SurveyConfig(source="fits", bands=()), path, None)
     raise SurveyError(f"{path}: unknown survey format '{suffix}'; expected .h5/.hdf5, .fits or an image folder")

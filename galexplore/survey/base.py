@@ -122,7 +122,7 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())[:2]
         raise SurveyError(
-            f"{source}: duplicate object_id {catalog['object_id'].iloc[rows[0]]!r} in rows "
+            f"{source}: duplicate object_id {_plain(catalog['object_id'].iloc[rows[0]])!r} in rows "
             f"{rows[0]} and {rows[1]}; expected unique ids"
         )
     for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
@@ -131,17 +131,22 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
         except (ValueError, TypeError):
             row = int(np.flatnonzero(pd.to_numeric(catalog[col], errors="coerce").isna())[0])
             raise SurveyError(
-                f"{source}: column '{col}' row {row} is {catalog[col].iloc[row]!r}; expected degrees"
+                f"{source}: column '{col}' row {row} is {_plain(catalog[col].iloc[row])!r}; expected degrees"
             ) from None
         ok = np.isfinite(values) & (values >= lo) & (values < hi if col == "ra" else values <= hi)
         if not ok.all():
             row = int(np.flatnonzero(~ok)[0])
             raise SurveyError(
-                f"{source}: column '{col}' row {row} is {values[row]!r}; expected "
+                f"{source}: column '{col}' row {row} is {float(values[row])!r}; expected "
                 f"{lo} <= {col} {'<' if col == 'ra' else '<='} {hi} degrees"
             )
         catalog[col] = values
     return catalog
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages say 7, not np.int64(7)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def rename_columns(catalog: pd.DataFrame, rename: dict[str, str], source: str) -> pd.DataFrame:

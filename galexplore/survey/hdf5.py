@@ -43,6 +43,13 @@ class HDF5Survey(Survey):
         self._file: h5py.File | None = None
         self._pid = -1
         f = self._open()
+        try:
+            self._init_from(f, cfg)
+        except BaseException:
+            self.close()  # a file that fails validation is not left open
+            raise
+
+    def _init_from(self, f: h5py.File, cfg: SurveyConfig) -> None:
         if self.images_key not in f:
             raise SurveyError(
                 f"{self.source}: no '{self.images_key}' dataset (survey.images_key); found keys: "
@@ -114,19 +121,24 @@ class HDF5Survey(Survey):
             self._file.close()
         self._file = None
 
+    def __getstate__(self) -> dict:
+        # h5py files cannot be pickled (spawned DataLoader workers); each process reopens.
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
 
 def _bands(f: h5py.File, cfg: SurveyConfig, channels: int, source: str) -> tuple[str, ...]:
     stored = f.attrs.get("bands")
     if stored is not None:
         stored = tuple(b.decode() if isinstance(b, bytes) else str(b) for b in np.atleast_1d(stored))
-        if tuple(cfg.bands) != stored and len(cfg.bands) == channels:
+        if cfg.bands and tuple(cfg.bands) != stored and len(cfg.bands) == channels:
             raise SurveyError(
                 f"{source}: the file's bands are {','.join(stored)}; the config (survey.bands) "
                 f"says {','.join(cfg.bands)}"
             )
         bands = stored
     else:
-        bands = tuple(cfg.bands)
+        # no names in the file or the config: number them, as the FITS reader does
+        bands = tuple(cfg.bands) or tuple(f"b{j}" for j in range(channels))
     if len(bands) != channels:
         raise SurveyError(
             f"{source}: cutouts have {channels} bands; expected {len(bands)} "

@@ -1,0 +1,79 @@
+"""Training checkpoints: everything needed to continue a run exactly, in one atomic file.
+
+A checkpoint holds the model (query and key encoders and the queue, as buffers), the optimiser,
+the step, the RNG states and the resolved config as TOML text. It is written to a temporary
+name and renamed into place, and loads with ``torch.load(..., weights_only=True)``: tensors,
+numbers, strings, lists and dicts only, so a shared checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from galexplore.errors import GalexploreError
+from galexplore.io import atomic_path
+
+CHECKPOINT_GLOB = "step-*.pt"
+_STEP = re.compile(r"step-(\d+)\.pt$")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    """The checkpoint file for `step` in `folder`."""
+    return Path(folder) / f"step-{step:08d}.pt"
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint with the highest step in `folder`, or None."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob(CHECKPOINT_GLOB) if (m := _STEP.search(p.name))]
+    return max(found)[1] if found else None
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states (torch CPU and CUDA, numpy, Python) as weights_only-safe data."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": _python_state_to_list(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _python_state_to_list(state: tuple) -> list:
+    version, internal, gauss_next = state
+    return [version, list(internal), gauss_next]
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` (tensors and plain data) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`, refusing anything but plain data."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GalexploreError(f"{path}: checkpoint not found") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GalexploreError(f"{path}: not a readable galexplore checkpoint ({first})") from None

@@ -29,7 +29,7 @@ demo: $(DEMO_SURVEY)
 	$(VENV)/bin/galexplore montage $(DEMO_SURVEY) --out data/surveys/demo-montage.png
 
 # Simulated once; rerun after the config changes (an interrupted run resumes).
-$(DEMO_SURVEY): $(DEMO_CONFIG) $(STAMP)
+$(DEMO_SURVEY): $(DEMO_CONFIG) | $(STAMP)
 	$(VENV)/bin/galexplore simulate $(DEMO_CONFIG) --out $(DEMO_SURVEY)
 
 test: $(STAMP)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from galexplore.augment.registry import check_order
 from galexplore.errors import ConfigError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "SimulateConfig",
     "SurveyConfig",
     "TrainConfig",
+    "check_model",
     "config_from_dict",
     "load_config",
     "to_toml",
@@ -89,36 +91,58 @@ class SimulateConfig:
     pixel_scale: float = field(default=0.396, metadata=_range(gt=0))  # SDSS, arcsec / pixel
     z_min: float = field(default=0.01, metadata=_range(gt=0, le=3))
     z_max: float = field(default=0.4, metadata=_range(gt=0, le=3))
+    nz_z0: float = field(default=0.1, metadata=_range(gt=0, le=3))  # n(z) ∝ z^2 exp(-(z/z0)^1.5)
     mag_r_min: float = field(default=14.0, metadata=_range(ge=5, le=30))
     mag_r_max: float = field(default=19.0, metadata=_range(ge=5, le=30))
     spec_mag_limit: float = field(default=17.77, metadata=_range(ge=5, le=30))  # SDSS main sample
+    spec_completeness: float = field(default=0.94, metadata=_range(ge=0, le=1))  # fibre collisions
     morphology_mag_limit: float = field(default=17.0, metadata=_range(ge=5, le=30))
+    volunteers: int = field(default=40, metadata=_range(ge=1))  # Galaxy Zoo votes per galaxy, mean
     anomaly_rate: float = field(default=0.005, metadata=_range(ge=0, le=1))
     neighbour_rate: float = field(default=0.1, metadata=_range(ge=0, le=1))
     star_rate: float = field(default=0.05, metadata=_range(ge=0, le=1))
     ebv_median: float = field(default=0.03, metadata=_range(gt=0, le=1))  # lognormal median
+    ebv_sigma_ln: float = field(default=0.6, metadata=_range(ge=0, le=3))  # lognormal width
     seeing_median: float = field(default=1.4, metadata=_range(gt=0, le=5))  # r FWHM, arcsec
+    seeing_sigma_ln: float = field(default=0.15, metadata=_range(ge=0, le=2))  # lognormal width
     workers: int = field(default=2, metadata=_range(ge=1, le=256))
     chunk_size: int = field(default=256, metadata=_range(ge=1))
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Survey-aware augmentations, applied in `order` to whole batches on the training device."""
+    """Survey-aware augmentations, applied in `order` to whole batches on the training device.
 
-    order: tuple[str, ...] = ("rotate", "jitter_crop", "psf_blur", "redden", "noise", "scale")
-    crop_size: int = field(default=64, metadata=_range(ge=8, le=1024))
+    Names in `order` are those of `galexplore.augment` (rotate, scale, jitter_crop, redden,
+    psf_blur, noise); leaving one out is an ablation. The output is always crop_size x crop_size:
+    without jitter_crop, a centre crop ends the pipeline. Ranges are [low, high], drawn uniformly
+    once per galaxy.
+    """
+
+    # geometry first (the crop after the warps), then physics on fluxes in the order light meets it
+    order: tuple[str, ...] = ("rotate", "scale", "jitter_crop", "redden", "psf_blur", "noise")
+    crop_size: int = field(default=64, metadata=_range(ge=8, le=1024))  # output side, pixels
     jitter: int = field(default=7, metadata=_range(ge=0, le=256))  # max centre shift, pixels
-    noise_scale: tuple[float, ...] = (1.0, 25.0)  # sigma range, in units of band noise level
-    ebv_range: tuple[float, ...] = (0.0, 0.5)
-    extinction: tuple[float, ...] = SDSS_EXTINCTION  # R_b per band
+    noise_scale: tuple[float, ...] = (1.0, 25.0)  # added sigma, in units of each band's noise
+    ebv_range: tuple[float, ...] = (0.0, 0.5)  # dE(B-V), magnitudes
+    extinction: tuple[float, ...] = SDSS_EXTINCTION  # R_b = A_b / E(B-V) per band
     psf_sigma: tuple[float, ...] = (0.0, 1.0)  # extra Gaussian blur, pixels
-    scale_range: tuple[float, ...] = (0.9, 1.1)
+    scale_range: tuple[float, ...] = (0.9, 1.1)  # apparent size factor (> 0)
+
+
+# The width of a torchvision ResNet's pooled features: the representation an encoder returns.
+RESNET_REPRESENTATION_DIMS = {"resnet18": 512, "resnet50": 2048}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The encoder (a torchvision ResNet adapted to C bands) and its MoCo v2 head."""
+    """The encoder (a torchvision ResNet adapted to C bands) and its MoCo v2 head.
+
+    `projection_dims` are the widths of the projection head after the representation
+    (representation_dim -> projection_dims[0] -> ... -> projection_dims[-1]); the last one is the
+    width of the keys and of the queue. `bn_splits` is the number of sub-batches each process
+    normalises separately (shuffle-BN emulation, as MoCo's 8 GPUs on one device); 1 turns it off.
+    """
 
     arch: Literal["resnet18", "resnet50"] = "resnet18"
     representation_dim: int = field(default=512, metadata=_range(ge=1))
@@ -127,6 +151,36 @@ class ModelConfig:
     queue: int = field(default=65536, metadata=_range(ge=1))
     momentum: float = field(default=0.999, metadata=_range(gt=0, le=1))
     temperature: float = field(default=0.2, metadata=_range(gt=0))
+    bn_splits: int = field(default=8, metadata=_range(ge=1, le=1024))
+
+
+def check_model(model: ModelConfig, train: TrainConfig, source: str = "<config>") -> None:
+    """Check the model settings against each other and against the batch size.
+
+    The queue may be any length at least the batch (enqueueing wraps around); every BN sub-batch
+    needs at least two samples.
+    """
+    expected = RESNET_REPRESENTATION_DIMS[model.arch]
+    if model.representation_dim != expected:
+        raise ConfigError(
+            f"{source}: model.representation_dim = {model.representation_dim} does not match "
+            f"model.arch = {model.arch!r}: expected {expected}, found {model.representation_dim}"
+        )
+    if not model.projection_dims or min(model.projection_dims) < 1:
+        raise ConfigError(
+            f"{source}: model.projection_dims = {list(model.projection_dims)}: expected a "
+            f"non-empty list of widths >= 1"
+        )
+    if model.queue < train.batch_size:
+        raise ConfigError(
+            f"{source}: model.queue = {model.queue} is smaller than train.batch_size = "
+            f"{train.batch_size}: the queue must hold at least one batch of keys"
+        )
+    if train.batch_size < 2 * model.bn_splits:
+        raise ConfigError(
+            f"{source}: model.bn_splits = {model.bn_splits} needs train.batch_size >= "
+            f"{2 * model.bn_splits} (two samples per BN sub-batch), found {train.batch_size}"
+        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +192,9 @@ class TrainConfig:
     lr: float = field(default=0.03, metadata=_range(gt=0))
     weight_decay: float = field(default=1e-4, metadata=_range(ge=0))
     warmup_epochs: int = field(default=5, metadata=_range(ge=0))
-    checkpoint_every: int = field(default=1, metadata=_range(ge=1))  # epochs
+    checkpoint_every: int = field(default=500, metadata=_range(ge=1))  # optimiser steps
+    loader_workers: int = field(default=2, metadata=_range(ge=0, le=64))  # DataLoader processes
+    compile: bool = False  # torch.compile the model (GPU runs)
 
 
 @dataclass(frozen=True)
@@ -204,6 +260,19 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             raise ConfigError(
                 f"{source}: augment.{key} = {list(lo_hi)}: expected [low, high] with 0 <= low <= high"
             )
+    if cfg.augment.scale_range[0] == 0:
+        raise ConfigError(f"{source}: augment.scale_range = {list(cfg.augment.scale_range)}: expected low > 0")
+    problem = check_order(cfg.augment.order)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    need = cfg.augment.crop_size + 2 * cfg.augment.jitter
+    if cfg.survey.image_size and need > cfg.survey.image_size:
+        # image_size 0 (unknown until the file is opened) is checked by build_augmentations
+        raise ConfigError(
+            f"{source}: augment.crop_size ({cfg.augment.crop_size}) + 2 * augment.jitter "
+            f"({cfg.augment.jitter}) = {need} exceeds survey.image_size ({cfg.survey.image_size})"
+        )
+    check_model(cfg.model, cfg.train, source)
     return cfg
 
 

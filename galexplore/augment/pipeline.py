@@ -1,0 +1,142 @@
+"""A configured sequence of augmentations, applied to whole batches, and MoCo's pair of views.
+
+The pipeline from disk to network::
+
+    raw fluxes (B, C, H, W), from `Survey.read`
+      -> augmentations in ``augment.order``; by default
+         rotate, scale, jitter_crop  (geometry: orientation, size, position; the crop comes after
+                                      the warps so their corners never reach the output)
+         redden, psf_blur, noise     (physics, on fluxes, in the order light meets them; on the
+                                      crop, so at crop_size^2 rather than H*W pixels)
+      -> a centre crop to crop_size if the order had no jitter_crop (so the output is always
+         (B, C, crop_size, crop_size): the network's input size does not depend on an ablation)
+      -> `Normalization` (asinh in noise units), when the pipeline was given one.
+
+Embedding uses no augmentation: `center_crop` then the same `Normalization`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from galexplore.augment.base import Augmentation
+from galexplore.augment.geometric import AffineWarp, center_crop, warp
+from galexplore.augment.registry import augmentation_class, check_order
+from galexplore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from galexplore.config import AugmentConfig
+    from galexplore.normalize import Normalization
+
+__all__ = ["Augmentations", "build_augmentations"]
+
+
+class Augmentations:
+    """Augmentations in order, then a centre crop to `crop_size`, then an optional normalisation.
+
+    Consecutive affine warps (rotate, scale) are composed into one bilinear resampling; each
+    still draws its own parameters, in order, so the generator's stream does not depend on it.
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[Augmentation],
+        crop_size: int,
+        normalization: Normalization | None = None,
+    ) -> None:
+        self.steps = tuple(steps)
+        self.crop_size = crop_size
+        self.normalization = normalization
+        self._stages: list[Augmentation | tuple[AffineWarp, ...]] = []
+        for step in self.steps:
+            last = self._stages[-1] if self._stages else None
+            if isinstance(step, AffineWarp) and isinstance(last, tuple):
+                self._stages[-1] = (*last, step)
+            else:
+                self._stages.append((step,) if isinstance(step, AffineWarp) else step)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The augmentation names, in order (as in ``augment.order``)."""
+        return tuple(step.name for step in self.steps)
+
+    def check_size(self, size: int) -> None:
+        """ConfigError unless cutouts of side `size` can become crop_size x crop_size outputs."""
+        for step in self.steps:
+            size = step.output_size(size)
+        if size < self.crop_size:
+            raise ConfigError(
+                f"augment.crop_size ({self.crop_size}) exceeds the survey's {size}x{size} cutouts"
+            )
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One augmented view of each image: (B, C, H, W) -> (B, C, crop_size, crop_size)."""
+        if images.ndim != 4 or not images.is_floating_point():
+            raise ValueError(
+                f"augmentations: expected a floating (B, C, H, W) batch, found {images.dtype} "
+                f"of shape {tuple(images.shape)}"
+            )
+        x = images
+        for stage in self._stages:
+            if isinstance(stage, tuple):
+                matrix = None  # (B, 2, 2): output -> input; x_out(p) = x(A1 A2 ... p)
+                for warp_step in stage:
+                    m = warp_step.matrix(warp_step.sample(x, generator))
+                    matrix = m if matrix is None else matrix @ m
+                x = warp(x, matrix)
+            else:
+                x = stage(x, generator)
+        if min(x.shape[-2:]) < self.crop_size:
+            raise ConfigError(
+                f"augment.crop_size ({self.crop_size}) exceeds the {x.shape[-2]}x{x.shape[-1]} "
+                f"images left after {', '.join(self.names) or 'no augmentation'}"
+            )
+        if x.shape[-2:] != (self.crop_size, self.crop_size):
+            x = center_crop(x, self.crop_size)
+        return self.normalization(x) if self.normalization is not None else x
+
+    def view_pair(
+        self, images: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independently augmented views of the same batch (MoCo's query and key), each
+        (B, C, crop_size, crop_size)."""
+        return self(images, generator), self(images, generator)
+
+    def __repr__(self) -> str:
+        steps = ", ".join(map(repr, self.steps))
+        return f"Augmentations([{steps}], crop_size={self.crop_size})"
+
+
+def build_augmentations(
+    cfg: AugmentConfig,
+    bands: Sequence[str],
+    noise_levels: Sequence[float],
+    *,
+    image_size: int | None = None,
+    normalization: Normalization | None = None,
+) -> Augmentations:
+    """The pipeline that ``[augment]`` describes, for a survey with `bands`.
+
+    noise_levels: each band's sky noise (C,), in flux units (`estimate_noise`, or
+    ``Normalization.noise``). image_size: the survey's cutout side, when known, checked now
+    (otherwise at the first batch). Raises `ConfigError` for a config that does not fit the survey.
+    """
+    problem = check_order(tuple(cfg.order))
+    if problem:
+        raise ConfigError(problem)
+    if len(cfg.extinction) != len(bands):
+        raise ConfigError(
+            f"augment.extinction has {len(cfg.extinction)} values but the survey has "
+            f"{len(bands)} bands ({', '.join(bands)}); expected one R_b per band"
+        )
+    levels = [float(v) for v in noise_levels]
+    if len(levels) != len(bands):
+        raise ValueError(f"build_augmentations: {len(levels)} noise levels for {len(bands)} bands")
+    steps = [augmentation_class(name).from_config(cfg, bands, levels) for name in cfg.order]
+    pipeline = Augmentations(steps, cfg.crop_size, normalization)
+    if image_size:
+        pipeline.check_size(image_size)
+    return pipeline

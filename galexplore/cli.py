@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="processes (default: the config's simulate.workers)")
     p.set_defaults(run=_simulate)
 
+    p = verbs.add_parser("train", help="train a MoCo v2 encoder (one process, or many under torchrun)",
+                         description="Train a MoCo v2 encoder on the config's survey. Resumes from "
+                         "the run folder's latest checkpoint unless --restart. Under torchrun, each "
+                         "process trains on its share of every batch (nccl on GPUs, gloo on CPUs).")
+    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    p.add_argument("--out", type=Path, help="the run folder (default data/runs/<config name>)")
+    p.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.set_defaults(run=_train)
+
     p = verbs.add_parser("inspect", help="summarise a survey: size, bands, columns, labels, ranges",
                          description="Summarise a survey file or folder.")
     p.add_argument("path", type=Path, help="a survey (.h5, .fits, or an image folder with catalog.csv)")
@@ -99,6 +110,38 @@ def _simulate(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     print(file=sys.stderr)
     print(f"wrote {out}: {n:,} galaxies in {seconds:.1f} s ({n / seconds:.0f} galaxies/s)")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from galexplore.config import load_config
+    from galexplore.training.launch import distributed_from_environment, select_device
+    from galexplore.training.trainer import train
+
+    cfg = load_config(args.config)
+    run = args.out or Path("data") / "runs" / cfg.name
+    dist = distributed_from_environment(os.environ)
+    device = select_device(args.device, os.environ)
+
+    def show(record: dict) -> None:
+        if "monitor" in record:
+            print(f"\nstep {record['step']}: kNN monitor {json.dumps(record['monitor'])}", file=sys.stderr)
+        else:
+            print(
+                f"\rstep {record['step']} epoch {record['epoch']} loss {record['loss']:.4f} "
+                f"lr {record['lr']:.4g} {record['images_per_s']:.0f} images/s",
+                end="", file=sys.stderr, flush=True,
+            )
+
+    result = train(cfg, run, device=device, dist=dist, resume=not args.restart,
+                   max_steps=args.max_steps, log=show if dist.is_main else None)
+    if dist.is_main:
+        print(file=sys.stderr)
+        done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
+        print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
     return 0
 
 

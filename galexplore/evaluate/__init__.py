@@ -1,0 +1,1 @@
+"""Scoring representations: kNN probes, photo-z metrics and the baselines they are compared with."""

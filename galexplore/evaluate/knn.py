@@ -1,0 +1,75 @@
+"""k-nearest-neighbour probes on frozen representations (cosine similarity).
+
+A kNN probe asks what the representation space already knows without training anything on
+top: a galaxy's redshift is the median of its k most similar labelled galaxies', its class their
+majority vote. Used by the training monitor and to compare an encoder with its baselines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from galexplore.evaluate.metrics import accuracy, photoz_metrics
+
+BLOCK = 4096  # query rows per similarity block: bounds memory at BLOCK x N_reference floats
+
+
+def knn_indices(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Indices (Q, k) of the k reference rows most cosine-similar to each query row, best first."""
+    ref = _unit(reference)
+    q = _unit(query)
+    k = min(k, len(ref))
+    out = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), BLOCK):
+        sim = q[start : start + BLOCK] @ ref.T  # (b, N)
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable")
+        out[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn_regress(reference: np.ndarray, y: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Median of the k nearest reference values, per query row."""
+    return np.median(np.asarray(y)[knn_indices(reference, query, k)], axis=1)
+
+
+def knn_classify(reference: np.ndarray, labels: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Majority label among the k nearest reference rows (ties: the smaller label)."""
+    labels = np.asarray(labels)
+    classes, coded = np.unique(labels, return_inverse=True)
+    votes = coded[knn_indices(reference, query, k)]  # (Q, k)
+    counts = np.stack([(votes == c).sum(axis=1) for c in range(len(classes))], axis=1)
+    return classes[np.argmax(counts, axis=1)]
+
+
+def knn_scores(
+    representations: np.ndarray, catalog: Any, is_reference: np.ndarray, k: int = 20
+) -> dict[str, dict[str, float]]:
+    """kNN photo-z and morphology scores of `representations` (N, D) of catalog rows.
+
+    Rows with is_reference True are the labelled reference set, the others are scored.
+    Redshift: z_spec where finite. Morphology: p_features > 0.5 where finite.
+    """
+    scores: dict[str, dict[str, float]] = {}
+    ref = np.asarray(is_reference, dtype=bool)
+    if "z_spec" in catalog:
+        z = np.asarray(catalog["z_spec"], dtype=np.float64)
+        has = np.isfinite(z)
+        r, q = ref & has, ~ref & has
+        if r.sum() >= k and q.sum() > 0:
+            scores["redshift"] = photoz_metrics(knn_regress(representations[r], z[r], representations[q], k), z[q])
+    if "p_features" in catalog:
+        p = np.asarray(catalog["p_features"], dtype=np.float64)
+        has = np.isfinite(p)
+        r, q = ref & has, ~ref & has
+        if r.sum() >= k and q.sum() > 0:
+            pred = knn_classify(representations[r], p[r] > 0.5, representations[q], k)
+            scores["morphology"] = {"accuracy": accuracy(pred, p[q] > 0.5), "n": int(q.sum())}
+    return scores

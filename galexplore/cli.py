@@ -61,6 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_train)
 
+    for verb, *what in (
+        ("evaluate", "kNN photo-z and morphology of a trained encoder vs. untrained and pixel PCA",
+         "On held-out labelled galaxies: kNN photo-z and morphology of the trained encoder against "
+         "the same architecture untrained and raw-pixel PCA."),
+        ("invariance", "how invariant the representations are to each augmentation",
+         "Per augmentation: the mean cosine similarity of two views of the same galaxy against "
+         "two different galaxies."),
+    ):
+        p = verbs.add_parser(verb, help=what[0], description=what[1])
+        p.add_argument("encoder", type=Path, help="a run folder or its encoder.pt")
+        p.add_argument("--survey", type=Path, help="the survey (default: the one it was trained on)")
+        p.add_argument("--device", help="cpu, cuda or cuda:N")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.set_defaults(run=_evaluate if verb == "evaluate" else _invariance)
+
     p = verbs.add_parser("inspect", help="summarise a survey: size, bands, columns, labels, ranges",
                          description="Summarise a survey file or folder.")
     p.add_argument("path", type=Path, help="a survey (.h5, .fits, or an image folder with catalog.csv)")
@@ -142,6 +157,60 @@ def _train(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
         print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
+    return 0
+
+
+def _load_trained(args: argparse.Namespace):
+    import os
+
+    from galexplore.embed import load_encoder
+    from galexplore.survey import open_survey
+    from galexplore.training.launch import select_device
+
+    path = args.encoder / "encoder.pt" if args.encoder.is_dir() else args.encoder
+    device = select_device(args.device, os.environ)
+    backbone, cfg, normalization = load_encoder(path, device)
+    return backbone, cfg, normalization, open_survey(cfg, args.survey), device
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from galexplore.evaluate.baselines import compare_with_baselines
+
+    backbone, cfg, normalization, survey, device = _load_trained(args)
+    with survey:
+        result = compare_with_baselines(backbone, cfg, normalization, survey, device)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"kNN (k={result['k']}) on {result['n_labelled'] - result['n_reference']} held-out labelled "
+          f"galaxies ({result['n_reference']} reference)")
+    print(f"  {'representation':<16}{'sigma_MAD':>11}{'eta':>9}{'bias':>9}{'morph acc':>11}")
+    for name in ("trained", "untrained", "pixel_pca"):
+        z = result[name].get("redshift", {})
+        m = result[name].get("morphology", {})
+        cells = [f"{z[k]:>{w}.4f}" if k in z else f"{'-':>{w}}" for k, w in
+                 (("sigma_mad", 11), ("outlier_fraction", 9), ("bias", 9))]
+        cells.append(f"{m['accuracy']:>11.3f}" if m else f"{'-':>11}")
+        print(f"  {name:<16}" + "".join(cells))
+    return 0
+
+
+def _invariance(args: argparse.Namespace) -> int:
+    import json
+
+    from galexplore.evaluate.invariance import invariance
+
+    backbone, cfg, normalization, survey, device = _load_trained(args)
+    with survey:
+        result = invariance(backbone, cfg, normalization, survey, device)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"  {'augmentation':<14}{'same galaxy':>13}{'different':>11}")
+    for name, sims in result.items():
+        print(f"  {name:<14}{sims['same']:>13.3f}{sims['different']:>11.3f}")
     return 0
 
 

@@ -6,15 +6,22 @@ galaxy's representation never depends on who asked for it.
 
 from __future__ import annotations
 
+import json
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from galexplore.augment.geometric import center_crop
+from galexplore.config import Config, config_from_dict
+from galexplore.errors import GalexploreError
 from galexplore.normalize import Normalization
 from galexplore.survey.base import Survey
+
+ENCODER_FORMAT = "galexplore-encoder/1"
 
 
 def prepare(images: torch.Tensor, normalization: Normalization, crop_size: int) -> torch.Tensor:
@@ -68,3 +75,24 @@ def _encode(
         h = backbone(x)
     h = torch.nn.functional.normalize(h.float(), dim=1)  # (B, D), unit length
     return h.cpu().numpy()
+
+
+def load_encoder(path: Path, device: torch.device | None = None) -> tuple[nn.Module, Config, Normalization]:
+    """The trained backbone of an `encoder.pt` (eval mode, on `device`), its config and normalisation."""
+    from galexplore.models import build_encoder
+    from galexplore.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    if state.get("format") != ENCODER_FORMAT:
+        raise GalexploreError(
+            f"{path}: not a galexplore encoder (format {state.get('format')!r}); expected the "
+            f"encoder.pt that `galexplore train` writes at the end of a run"
+        )
+    config = config_from_dict(tomllib.loads(state["config"]), source=str(path))
+    normalization = Normalization.from_dict(json.loads(state["normalization"]))
+    backbone = build_encoder(config.model, in_channels=len(state["bands"]))
+    try:
+        backbone.load_state_dict(state["backbone"])
+    except RuntimeError as exc:
+        raise GalexploreError(f"{path}: weights do not fit a {config.model.arch} encoder ({str(exc).splitlines()[0]})") from None
+    return backbone.to(device or torch.device("cpu")).eval(), config, normalization

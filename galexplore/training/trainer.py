@@ -31,7 +31,7 @@ import torch.distributed as torch_dist
 
 from galexplore.augment import build_augmentations
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml, write_resolved
-from galexplore.embed import represent
+from galexplore.embed import ENCODER_FORMAT, represent
 from galexplore.errors import GalexploreError
 from galexplore.evaluate.knn import knn_scores
 from galexplore.io import atomic_write_text
@@ -51,7 +51,6 @@ from galexplore.training.data import CutoutBatches, EpochBatches, batch_loader
 from galexplore.training.schedule import cosine_lr
 
 CHECKPOINT_FORMAT = "galexplore-moco/1"
-ENCODER_FORMAT = "galexplore-encoder/1"
 KEEP_CHECKPOINTS = 2
 MONITOR_ROWS = 2000  # labelled galaxies used by the kNN monitor (70% reference, 30% held out)
 MONITOR_K = 20

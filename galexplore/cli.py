@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_last_status = [0.0]
+
+
+def _status(line: str, final: bool = False) -> None:
+    """A progress line: redrawn in place on a terminal, else printed at most every 10 s."""
+    if sys.stderr.isatty():
+        print(f"\r\033[K{line}", end="\n" if final else "", file=sys.stderr, flush=True)
+    elif final or time.monotonic() - _last_status[0] >= 10:
+        print(line, file=sys.stderr, flush=True)
+        _last_status[0] = time.monotonic()
+
+
 def _open(path: Path, config_path: Path | None):
     from galexplore.survey import open_path, open_survey
 
@@ -119,11 +131,10 @@ def _simulate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
-        print(f"\rsimulated {done:,}/{total:,} galaxies", end="", file=sys.stderr, flush=True)
+        _status(f"simulated {done:,}/{total:,} galaxies", final=done == total)
 
     out = simulate_survey(cfg, args.out, n=args.n, workers=args.workers, progress=progress)
     seconds = time.perf_counter() - start
-    print(file=sys.stderr)
     print(f"wrote {out}: {n:,} galaxies in {seconds:.1f} s ({n / seconds:.0f} galaxies/s)")
     return 0
 
@@ -143,18 +154,16 @@ def _train(args: argparse.Namespace) -> int:
 
     def show(record: dict) -> None:
         if "monitor" in record:
-            print(f"\nstep {record['step']}: kNN monitor {json.dumps(record['monitor'])}", file=sys.stderr)
+            _status(f"step {record['step']}: kNN monitor {json.dumps(record['monitor'])}", final=True)
         else:
-            print(
-                f"\rstep {record['step']} epoch {record['epoch']} loss {record['loss']:.4f} "
-                f"lr {record['lr']:.4g} {record['images_per_s']:.0f} images/s",
-                end="", file=sys.stderr, flush=True,
+            _status(
+                f"step {record['step']} epoch {record['epoch']} loss {record['loss']:.4f} "
+                f"lr {record['lr']:.4g} {record['images_per_s']:.0f} images/s"
             )
 
     result = train(cfg, run, device=device, dist=dist, resume=not args.restart,
                    max_steps=args.max_steps, log=show if dist.is_main else None)
     if dist.is_main:
-        print(file=sys.stderr)
         done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
         print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
     return 0

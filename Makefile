@@ -13,7 +13,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_CONFIG := pipelines/demo.toml
 DEMO_SURVEY := data/surveys/demo.h5
 
-.PHONY: install demo test test-slow test-browser clean
+.PHONY: install demo test test-slow clean
 
 install: $(STAMP)
 
@@ -35,8 +35,9 @@ $(DEMO_SURVEY): $(DEMO_CONFIG) | $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Exit status 5 means no test carried the marker: not a failure.
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -193,8 +193,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"kNN (k={result['k']}) on {result['n_labelled'] - result['n_reference']} held-out labelled "
-          f"galaxies ({result['n_reference']} reference)")
+    print(f"kNN (k={result['k']}, {result['folds']}-fold cross-validated) on {result['n_labelled']} "
+          f"labelled galaxies")
     print(f"  {'representation':<16}{'sigma_MAD':>11}{'eta':>9}{'bias':>9}{'morph acc':>11}")
     for name in ("trained", "untrained", "pixel_pca"):
         z = result[name].get("redshift", {})

@@ -10,7 +10,7 @@ import torch
 from galexplore.embed import load_encoder
 from galexplore.evaluate.baselines import compare_with_baselines, pixel_pca
 from galexplore.evaluate.invariance import invariance
-from galexplore.evaluate.knn import knn_classify, knn_indices, knn_regress, knn_scores
+from galexplore.evaluate.knn import cross_validated_scores, knn_classify, knn_indices, knn_regress, knn_scores
 from galexplore.evaluate.metrics import photoz_metrics
 from galexplore.training.trainer import train
 from tests.synthetic import tiny_config, tiny_survey
@@ -35,6 +35,15 @@ def test_photoz_metrics_closed_forms() -> None:
     # MAD of a uniform on [-a, a] is a/2
     assert m["sigma_mad"] == pytest.approx(1.4826 * 0.015, rel=1e-2)
     assert photoz_metrics(np.array([0.3]), np.array([0.1]))["outlier_fraction"] == 1.0
+
+
+def test_cross_validation_predicts_every_labelled_row_from_the_others() -> None:
+    reps = np.eye(2)[np.arange(200) % 2]  # two tight clusters
+    catalog = pd.DataFrame({"z_spec": np.where(np.arange(200) % 2, 0.3, 0.1),
+                            "p_features": np.where(np.arange(200) % 2, 0.9, np.nan)})
+    scores = cross_validated_scores(reps, catalog, k=5)
+    assert scores["redshift"] == {"sigma_mad": 0.0, "outlier_fraction": 0.0, "bias": 0.0, "n": 200}
+    assert scores["morphology"] == {"accuracy": 1.0, "n": 100}
 
 
 def test_knn_scores_use_only_held_out_rows_for_scoring() -> None:
@@ -69,7 +78,7 @@ def test_compare_with_baselines_scores_all_three_on_the_same_rows(trained) -> No
     result = compare_with_baselines(backbone, cfg, normalization, survey, torch.device("cpu"))
     assert result["n_labelled"] == len(survey)
     for name in ("trained", "untrained", "pixel_pca"):
-        assert result[name]["redshift"]["n"] == result["n_labelled"] - result["n_reference"]
+        assert result[name]["redshift"]["n"] == result["n_labelled"]  # each predicted once
         assert 0.0 <= result[name]["morphology"]["accuracy"] <= 1.0
 
 

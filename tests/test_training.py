@@ -106,3 +106,11 @@ def test_two_process_gloo_run_ends_with_identical_weights(tmp_path: Path) -> Non
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert (tmp_path / "run" / "encoder.pt").exists()
+
+
+@pytest.mark.gpu
+def test_a_cuda_run_with_bf16_autocast_finishes(tmp_path: Path) -> None:
+    result = train(tiny_config(), tmp_path / "run", survey=tiny_survey(), device=torch.device("cuda"))
+    assert result.step == result.total_steps
+    assert np.isfinite(result.last_loss)
+    assert load_checkpoint(result.encoder)["format"] == "galexplore-encoder/1"

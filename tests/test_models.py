@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
 import torch.nn.functional as F
 
 from galexplore.config import ModelConfig, config_from_dict
@@ -273,3 +274,30 @@ def test_batch_shuffle_across_two_processes_returns_keys_in_the_original_order(
     assert sorted(seen[:, 0].tolist()) == batch[:, 0].tolist()  # a permutation of the batch...
     assert not torch.equal(seen, batch)  # ...that moved samples between processes
     assert set(results[0]["seen"][:, 0].tolist()) != set(range(PER_RANK))
+
+
+def test_split_batch_norm_equals_batch_norm_on_each_sub_batch() -> None:
+    from galexplore.models.split_bn import SplitBatchNorm2d
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 3, 5, 5) * torch.arange(1, 13).view(12, 1, 1, 1)  # sub-batches differ
+    split = SplitBatchNorm2d(3, splits=3)
+    plain = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        split.weight.uniform_(0.5, 2.0)
+        split.bias.uniform_(-1.0, 1.0)
+    plain.load_state_dict(split.state_dict())
+    out = split(x)
+    expected = []
+    for part in x.split(4):
+        bn = nn.BatchNorm2d(3)
+        bn.load_state_dict(plain.state_dict())
+        expected.append(bn(part))
+    assert torch.allclose(out, torch.cat(expected), atol=1e-5)
+    # running statistics: the average of the three sub-batches' updates
+    means = torch.stack([0.1 * p.mean(dim=(0, 2, 3)) for p in x.split(4)]).mean(dim=0)
+    assert torch.allclose(split.running_mean, means, atol=1e-6)
+    split.eval()
+    plain.load_state_dict(split.state_dict())
+    plain.eval()
+    assert torch.equal(split(x), plain(x))

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from galexplore.config import ModelConfig
 from galexplore.models.encoder import build_encoder
 from galexplore.models.losses import info_nce
+from galexplore.models.split_bn import split_batch_norm
 
 __all__ = ["MoCo", "ProjectionHead"]
 
@@ -104,6 +105,8 @@ class MoCo(nn.Module):
         self.momentum = momentum
         self.temperature = temperature
         self.bn_splits = bn_splits
+        if bn_splits > 1:
+            backbone = split_batch_norm(backbone, bn_splits)  # ghost BN inside each BN layer
         self.query = _Branch(backbone, ProjectionHead(representation_dim, tuple(projection_dims)))
         self.key = copy.deepcopy(self.query)
         self.key.requires_grad_(False)  # learnt only through momentum_update
@@ -129,19 +132,9 @@ class MoCo(nn.Module):
         """The query backbone: the encoder whose (B, D) representations are kept after training."""
         return self.query.backbone
 
-    def _in_sub_batches(self, branch: nn.Module, images: Tensor) -> Tensor:
-        """`branch` applied to `bn_splits` sub-batches separately (ghost BN), rows in order.
-
-        Fewer sub-batches when the batch is too small to give each at least two samples.
-        """
-        splits = max(1, min(self.bn_splits, images.shape[0] // 2))
-        if splits == 1:
-            return branch(images)
-        return torch.cat([branch(part) for part in images.tensor_split(splits)])
-
     def compute_queries(self, images: Tensor) -> Tensor:
         """(N, C, H, W) images to (N, dim) L2-normalised queries, with gradients."""
-        return F.normalize(self._in_sub_batches(self.query, images), dim=1)  # q: NxC
+        return F.normalize(self.query(images), dim=1)  # q: NxC
 
     @torch.no_grad()
     def compute_keys(
@@ -154,9 +147,9 @@ class MoCo(nn.Module):
         with other samples than its query.
         """
         if not shuffle:
-            return F.normalize(self._in_sub_batches(self.key, images), dim=1)  # k: NxC
+            return F.normalize(self.key(images), dim=1)  # k: NxC
         perm = torch.randperm(images.shape[0], generator=generator).to(images.device)  # perm: N
-        k_shuffled = F.normalize(self._in_sub_batches(self.key, images[perm]), dim=1)  # NxC
+        k_shuffled = F.normalize(self.key(images[perm]), dim=1)  # NxC
         k = torch.empty_like(k_shuffled)
         k[perm] = k_shuffled  # k: NxC, row i is the key of images[i]
         return k

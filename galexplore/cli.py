@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
                          "process trains on its share of every batch (nccl on GPUs, gloo on CPUs).")
     p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
     p.add_argument("--out", type=Path, help="the run folder (default data/runs/<config name>)")
-    p.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue from the run folder's latest checkpoint (the default)")
+    start.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_train)

@@ -172,7 +172,9 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_trained(args: argparse.Namespace):
+def _report_on_encoder(args: argparse.Namespace, compute, render) -> int:
+    """Load the encoder and its survey, compute a result, print it as JSON or as text."""
+    import json
     import os
 
     from galexplore.embed import load_encoder
@@ -182,48 +184,42 @@ def _load_trained(args: argparse.Namespace):
     path = args.encoder / "encoder.pt" if args.encoder.is_dir() else args.encoder
     device = select_device(args.device, os.environ)
     backbone, cfg, normalization = load_encoder(path, device)
-    return backbone, cfg, normalization, open_survey(cfg, args.survey), device
+    with open_survey(cfg, args.survey) as survey:
+        result = compute(backbone, cfg, normalization, survey, device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        render(result)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from galexplore.evaluate.baselines import compare_with_baselines
 
-    backbone, cfg, normalization, survey, device = _load_trained(args)
-    with survey:
-        result = compare_with_baselines(backbone, cfg, normalization, survey, device)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"kNN (k={result['k']}, {result['folds']}-fold cross-validated) on {result['n_labelled']} "
-          f"labelled galaxies")
-    print(f"  {'representation':<16}{'sigma_MAD':>11}{'eta':>9}{'bias':>9}{'morph acc':>11}")
-    for name in ("trained", "untrained", "pixel_pca"):
-        z = result[name].get("redshift", {})
-        m = result[name].get("morphology", {})
-        cells = [f"{z[k]:>{w}.4f}" if k in z else f"{'-':>{w}}" for k, w in
-                 (("sigma_mad", 11), ("outlier_fraction", 9), ("bias", 9))]
-        cells.append(f"{m['accuracy']:>11.3f}" if m else f"{'-':>11}")
-        print(f"  {name:<16}" + "".join(cells))
-    return 0
+    def render(result: dict) -> None:
+        print(f"kNN (k={result['k']}, {result['folds']}-fold cross-validated) on "
+              f"{result['n_labelled']} labelled galaxies")
+        print(f"  {'representation':<16}{'sigma_MAD':>11}{'eta':>9}{'bias':>9}{'morph acc':>11}")
+        for name in ("trained", "untrained", "pixel_pca"):
+            z = result[name].get("redshift", {})
+            m = result[name].get("morphology", {})
+            cells = [f"{z[k]:>{w}.4f}" if k in z else f"{'-':>{w}}" for k, w in
+                     (("sigma_mad", 11), ("outlier_fraction", 9), ("bias", 9))]
+            cells.append(f"{m['accuracy']:>11.3f}" if m else f"{'-':>11}")
+            print(f"  {name:<16}" + "".join(cells))
+
+    return _report_on_encoder(args, compare_with_baselines, render)
 
 
 def _invariance(args: argparse.Namespace) -> int:
-    import json
-
     from galexplore.evaluate.invariance import invariance
 
-    backbone, cfg, normalization, survey, device = _load_trained(args)
-    with survey:
-        result = invariance(backbone, cfg, normalization, survey, device)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"  {'augmentation':<14}{'same galaxy':>13}{'different':>11}")
-    for name, sims in result.items():
-        print(f"  {name:<14}{sims['same']:>13.3f}{sims['different']:>11.3f}")
-    return 0
+    def render(result: dict) -> None:
+        print(f"  {'augmentation':<14}{'same galaxy':>13}{'different':>11}")
+        for name, sims in result.items():
+            print(f"  {name:<14}{sims['same']:>13.3f}{sims['different']:>11.3f}")
+
+    return _report_on_encoder(args, invariance, render)
 
 
 def _inspect(args: argparse.Namespace) -> int:

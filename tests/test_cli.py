@@ -95,6 +95,8 @@ def test_inspect_prints_a_readable_summary(tmp_path: Path, capsys: pytest.Captur
         (["simulate", "{bad}", "--out", "{tmp}/x.h5"], "simulate.nn"),
         (["simulate", "{cfg}", "--out", "{tmp}/x.h5", "--n", "0"], "--n 0"),
         (["montage", "{tmp}/missing.h5", "--out", "{tmp}/m.png"], "missing.h5"),
+        (["evaluate", "{tmp}/no-run"], "checkpoint not found"),
+        (["train", "{bad}"], "simulate.nn"),
     ],
 )
 def test_user_errors_exit_nonzero_with_one_line_and_no_traceback(

@@ -114,3 +114,12 @@ def test_a_cuda_run_with_bf16_autocast_finishes(tmp_path: Path) -> None:
     assert result.step == result.total_steps
     assert np.isfinite(result.last_loss)
     assert load_checkpoint(result.encoder)["format"] == "galexplore-encoder/1"
+
+
+def test_resume_accepts_a_change_in_how_the_run_is_executed(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = tiny_config()
+    train(cfg, tmp_path / "run", survey=tiny_survey(), device=torch.device("cpu"), max_steps=2)
+    faster = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, checkpoint_every=3, loader_workers=1))
+    result = train(faster, tmp_path / "run", survey=tiny_survey(), device=torch.device("cpu"), max_steps=3)
+    assert result.step == 3

@@ -13,6 +13,8 @@ is interpolated once, not once per warp. Cropping is pure indexing: no interpola
 
 from __future__ import annotations
 
+import abc
+
 from typing import TYPE_CHECKING
 
 import torch
@@ -51,9 +53,9 @@ def warp(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 class AffineWarp(Augmentation):
     """An augmentation that is a per-sample linear map of pixel positions around the centre."""
 
+    @abc.abstractmethod
     def matrix(self, params: Params) -> torch.Tensor:
         """The output -> input map of pixel offsets, float64 (B, 2, 2)."""
-        raise NotImplementedError
 
     def apply(self, images: torch.Tensor, params: Params) -> torch.Tensor:
         return warp(images, self.matrix(params))

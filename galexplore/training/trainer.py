@@ -265,6 +265,11 @@ def _load_compatible(path: Path, config: Config, bands: tuple[str, ...]) -> dict
     if state.get("format") != CHECKPOINT_FORMAT:
         raise GalexploreError(f"{path}: not a galexplore training checkpoint (format {state.get('format')!r})")
     old = config_from_dict(tomllib.loads(state["config"]), source=str(path))
+    # How a run is executed (loader processes, checkpoint spacing, compilation) may change on
+    # resume; what it computes may not.
+    operational = {"loader_workers": 0, "checkpoint_every": 1, "compile": False}
+    old = dataclasses.replace(old, train=dataclasses.replace(old.train, **operational))
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, **operational))
     for section in ("model", "augment", "train"):
         if getattr(old, section) != getattr(config, section):
             raise GalexploreError(

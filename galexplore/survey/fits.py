@@ -23,7 +23,7 @@ shape, a missing or a corrupt one is reported with its catalog row.
 
 from __future__ import annotations
 
-import os
+import functools
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ from galexplore.survey.catalogs import (
     table_to_frame,
 )
 from galexplore.survey.coords import parse_position_from_filename
+from galexplore.survey.handles import ProcessLocalFile
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -60,9 +61,7 @@ class FitsSurvey(Survey):
         self.source = str(self.path)
         self.nonfinite = cfg.nonfinite
         self.nonfinite_masked = 0
-        self._hdul: fits.HDUList | None = None
-        self._pid = -1
-        self._memmap = True
+        self._file = _fits_file(self.path, memmap=True)
         self._hdu_index = 0
         self._files: np.ndarray | None = None  # folder layout: one file per object
         catalog_path = Path(catalog) if catalog is not None else None
@@ -91,13 +90,13 @@ class FitsSurvey(Survey):
             )
 
     def _open_file(self, cfg: SurveyConfig, catalog_path: Path | None) -> None:
-        hdul = self._open()
+        hdul = self._file.get()
         self._hdu_index, hdu = _image_hdu(hdul, self.source)
-        if _scaled(hdu.header) and self._memmap:
+        if _scaled(hdu.header):
             # astropy cannot memory-map scaled integers; read them through plain file reads.
             self.close()
-            self._memmap = False
-            hdul = self._open()
+            self._file = _fits_file(self.path, memmap=False)
+            hdul = self._file.get()
             hdu = hdul[self._hdu_index]
         dims = tuple(int(d) for d in hdu.shape)
         header = hdu.header
@@ -168,18 +167,6 @@ class FitsSurvey(Survey):
         catalog = catalog_positions(table_to_frame(table, self.bands), cfg, where)
         self.catalog = check_catalog(catalog, len(self._files), where)
 
-    def _open(self) -> fits.HDUList:
-        """The stacked or single file, opened once per process (safe after fork)."""
-        if self._hdul is None or self._pid != os.getpid():
-            try:
-                self._hdul = fits.open(self.path, memmap=self._memmap, lazy_load_hdus=True)
-            except FileNotFoundError:
-                raise SurveyError(f"{self.source}: file not found") from None
-            except OSError as exc:
-                raise SurveyError(f"{self.source}: not a readable FITS file ({exc})") from None
-            self._pid = os.getpid()
-        return self._hdul
-
     # -- reading -------------------------------------------------------------------------------
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
@@ -188,7 +175,7 @@ class FitsSurvey(Survey):
             for k, row in enumerate(indices):
                 out[k] = self._read_file(int(row))
             return out
-        section = self._open()[self._hdu_index].section
+        section = self._file.get()[self._hdu_index].section
         if self.layout == "single":
             return np.repeat(np.asarray(section[...], dtype=np.float32).reshape(1, *self.shape), len(indices), axis=0)
         # Stacked: read sorted contiguous runs of rows, then put them back in the order asked.
@@ -228,13 +215,13 @@ class FitsSurvey(Survey):
             raise SurveyError(f"{where}: not a readable FITS file ({exc})") from None
 
     def close(self) -> None:
-        if self._hdul is not None and self._pid == os.getpid():
-            self._hdul.close()
-        self._hdul = None
+        self._file.close()
 
-    def __getstate__(self) -> dict:
-        # An open HDUList cannot be pickled (spawned DataLoader workers); each process reopens.
-        return {**self.__dict__, "_hdul": None, "_pid": -1}
+
+def _fits_file(path: Path, memmap: bool) -> ProcessLocalFile[fits.HDUList]:
+    """The stacked or single FITS file, opened once per process (safe after fork)."""
+    opener = functools.partial(fits.open, path, memmap=memmap, lazy_load_hdus=True)
+    return ProcessLocalFile(opener, "FITS", str(path))
 
 
 def _image_hdu(hdul: fits.HDUList, where: str) -> tuple[int, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU]:

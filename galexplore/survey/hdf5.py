@@ -14,7 +14,7 @@ is reopened in each process so DataLoader workers and forked processes read safe
 
 from __future__ import annotations
 
-import os
+import functools
 from pathlib import Path
 
 import h5py
@@ -24,6 +24,7 @@ import pandas as pd
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
 from galexplore.survey.base import Survey, check_catalog, rename_columns, standard_columns
+from galexplore.survey.handles import ProcessLocalFile
 
 #: the attribute that marks a file written by `galexplore simulate`
 SIMULATED_MARK = "galexplore_simulated"
@@ -40,9 +41,8 @@ class HDF5Survey(Survey):
         self.channels_last = cfg.layout == "channels_last"
         self.nonfinite = cfg.nonfinite
         self.nonfinite_masked = 0
-        self._file: h5py.File | None = None
-        self._pid = -1
-        f = self._open()
+        self._file = ProcessLocalFile(functools.partial(h5py.File, self.path, "r"), "HDF5", self.source)
+        f = self._file.get()
         try:
             self._init_from(f, cfg)
         except BaseException:
@@ -84,19 +84,8 @@ class HDF5Survey(Survey):
         self.catalog = check_catalog(catalog, n, self.source)
         self.simulated = bool(f.attrs.get(SIMULATED_MARK, False))
 
-    def _open(self) -> h5py.File:
-        if self._file is None or self._pid != os.getpid():
-            try:
-                self._file = h5py.File(self.path, "r")
-            except FileNotFoundError:
-                raise SurveyError(f"{self.source}: file not found") from None
-            except OSError as exc:
-                raise SurveyError(f"{self.source}: not a readable HDF5 file ({exc})") from None
-            self._pid = os.getpid()
-        return self._file
-
     def _read(self, indices: np.ndarray) -> np.ndarray:
-        images = self._open()[self.images_key]
+        images = self._file.get()[self.images_key]
         order = np.argsort(indices, kind="stable")
         sorted_idx = indices[order]
         unique, inverse = np.unique(sorted_idx, return_inverse=True)
@@ -117,13 +106,7 @@ class HDF5Survey(Survey):
         return out
 
     def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __getstate__(self) -> dict:
-        # h5py files cannot be pickled (spawned DataLoader workers); each process reopens.
-        return {**self.__dict__, "_file": None, "_pid": -1}
+        self._file.close()
 
 
 def _bands(f: h5py.File, cfg: SurveyConfig, channels: int, source: str) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galexplore.errors import SurveyError
+from galexplore.normalize import sky_statistics
 from galexplore.survey.base import Survey
 
 #: label columns a survey may carry, and what each one labels
@@ -26,18 +28,18 @@ def summarize_survey(survey: Survey, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(n, PIXEL_SAMPLE), replace=False)) if n else np.array([], int)
     pixels = survey.read(sample) if sample.size else np.zeros((0, c, h, w), np.float32)
+    noise = _noise(survey, seed)
     bands = {}
     for b, name in enumerate(survey.bands):
         values = pixels[:, b].reshape(-1)
-        edge = _outskirts(pixels[:, b])
         bands[name] = {
             "min": _num(values.min()) if values.size else None,
             "p01": _num(np.percentile(values, 1)) if values.size else None,
             "median": _num(np.median(values)) if values.size else None,
             "p99": _num(np.percentile(values, 99)) if values.size else None,
             "max": _num(values.max()) if values.size else None,
-            # robust noise level: MAD of the cutouts' outer border, where sky dominates
-            "noise_mad": _num(1.4826 * np.median(np.abs(edge - np.median(edge)))) if edge.size else None,
+            # the sky noise the input normalisation uses (sigma_MAD of the outskirts)
+            "noise_mad": _num(noise[b]) if noise is not None else None,
         }
     cat = survey.catalog
     return {
@@ -56,13 +58,12 @@ def summarize_survey(survey: Survey, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def _outskirts(cube: np.ndarray, width: int = 4) -> np.ndarray:
-    """Pixels within `width` of the border of each (B, H, W) cutout."""
-    if cube.size == 0:
-        return cube.reshape(-1)
-    mask = np.zeros(cube.shape[1:], dtype=bool)
-    mask[:width], mask[-width:], mask[:, :width], mask[:, -width:] = True, True, True, True
-    return cube[:, mask].reshape(-1)
+def _noise(survey: Survey, seed: int) -> np.ndarray | None:
+    """Per-band sky noise as `Normalization` measures it, or None where it cannot be measured."""
+    try:
+        return sky_statistics(survey, n_sample=PIXEL_SAMPLE, seed=seed)[1]
+    except SurveyError:
+        return None  # an empty survey, tiny cutouts or a noiseless band: nothing to report
 
 
 def _labels(cat: pd.DataFrame) -> dict[str, Any]:

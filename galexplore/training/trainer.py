@@ -46,6 +46,7 @@ from galexplore.training.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from galexplore.training.data import CutoutBatches, EpochBatches, batch_loader
 from galexplore.training.schedule import cosine_lr
@@ -150,6 +151,7 @@ def train(
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])  # the global generators, for anything outside the step's own
         step = int(state["step"])
     forward = model
     if dist.world_size > 1:

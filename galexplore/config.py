@@ -9,6 +9,11 @@ A config file has a few top-level keys and one table per concern::
     [augment]     # survey-aware augmentations for contrastive training
     [model]       # the encoder and the MoCo v2 head
     [train]       # the optimiser and the schedule
+    [embed]       # representations of every galaxy, and the reduced copy for search
+    [project]     # the 2D map (UMAP)
+    [neighbors]   # the k most similar galaxies of every galaxy
+    [trust]       # how near each galaxy sits to labelled galaxies
+    [anomaly]     # how rare each galaxy is in representation space
 
 Every key is checked: an unknown or misspelled key, a wrong type or an out-of-range value raises
 `ConfigError` naming the file, the key and the value. Relative paths in a config resolve against
@@ -32,12 +37,17 @@ from galexplore.augment.registry import check_order
 from galexplore.errors import ConfigError
 
 __all__ = [
+    "AnomalyConfig",
     "AugmentConfig",
     "Config",
+    "EmbedConfig",
     "ModelConfig",
+    "NeighborsConfig",
+    "ProjectConfig",
     "SimulateConfig",
     "SurveyConfig",
     "TrainConfig",
+    "TrustConfig",
     "check_model",
     "config_from_dict",
     "load_config",
@@ -198,6 +208,66 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EmbedConfig:
+    """Representations of every galaxy: the frozen backbone on centre crops, in resumable chunks.
+
+    `pca_dim` > 0 also keeps a PCA-reduced, re-normalised copy (fitted on at most `pca_sample`
+    galaxies) that the neighbours, the map, trust and anomalies are computed on: cheaper at scale
+    and less noisy than the full width. 0 uses the full representations everywhere.
+    """
+
+    batch_size: int = field(default=256, metadata=_range(ge=1))
+    chunk_rows: int = field(default=8192, metadata=_range(ge=1))  # a kill loses at most one chunk
+    pca_dim: int = field(default=64, metadata=_range(ge=0))
+    pca_sample: int = field(default=200_000, metadata=_range(ge=2))
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """The 2D map: UMAP (cosine), fitted on at most `fit_sample` galaxies, the rest transformed."""
+
+    n_neighbors: int = field(default=15, metadata=_range(ge=2, le=200))
+    min_dist: float = field(default=0.1, metadata=_range(ge=0, le=1))
+    fit_sample: int = field(default=200_000, metadata=_range(ge=10))
+    chunk_rows: int = field(default=100_000, metadata=_range(ge=1))  # rows per transform chunk
+
+
+@dataclass(frozen=True)
+class NeighborsConfig:
+    """The k most similar galaxies of every galaxy (cosine similarity).
+
+    method "exact" is a blocked brute-force search; "ivf" a FAISS inverted-file index (approximate,
+    its recall measured on a sample and recorded in the manifest); "auto" is exact up to
+    `exact_max` galaxies and ivf beyond.
+    """
+
+    k: int = field(default=50, metadata=_range(ge=1, le=1000))
+    method: Literal["auto", "exact", "ivf"] = "auto"
+    exact_max: int = field(default=250_000, metadata=_range(ge=1))
+    nlist: int = field(default=0, metadata=_range(ge=0))  # ivf cells; 0: about 4 sqrt(N)
+    nprobe: int = field(default=16, metadata=_range(ge=1))  # ivf cells searched per query
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """Trust: how close a galaxy sits to labelled galaxies, calibrated on the labelled ones.
+
+    `labels` maps a label kind to the catalog column that holds it (a row is labelled where the
+    value is finite); each kind gets a column `trust_<kind>`, and `trust` uses every labelled row.
+    """
+
+    k: int = field(default=10, metadata=_range(ge=1, le=1000))
+    labels: dict[str, str] = field(default_factory=lambda: {"specz": "z_spec", "morphology": "p_features"})
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """Anomaly score: the mean cosine distance to the k nearest galaxies (higher = rarer)."""
+
+    k: int = field(default=10, metadata=_range(ge=1, le=1000))
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the survey and every stage's settings."""
 
@@ -208,6 +278,11 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     base_dir: str = field(default=".", metadata={"internal": True})  # the config file's folder
 
     def resolve(self, path: str) -> Path:
@@ -273,6 +348,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             f"({cfg.augment.jitter}) = {need} exceeds survey.image_size ({cfg.survey.image_size})"
         )
     check_model(cfg.model, cfg.train, source)
+    for key, value in (("project.n_neighbors", cfg.project.n_neighbors - 1), ("anomaly.k", cfg.anomaly.k)):
+        if value > cfg.neighbors.k:
+            raise ConfigError(
+                f"{source}: {key} = {value + (key == 'project.n_neighbors')} needs neighbors.k >= {value} "
+                f"(it reads the neighbour graph), found neighbors.k = {cfg.neighbors.k}"
+            )
     return cfg
 
 

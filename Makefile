@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # so users on GPU clusters bring their own CUDA build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_CONFIG := pipelines/demo.toml
-DEMO_SURVEY := data/surveys/demo.h5
+DEMO_ATLAS := data/atlas/demo
 
 .PHONY: install demo test test-slow clean
 
@@ -24,13 +24,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[app,dev]'
 	touch $(STAMP)
 
-demo: $(DEMO_SURVEY)
-	$(VENV)/bin/galexplore inspect $(DEMO_SURVEY)
-	$(VENV)/bin/galexplore montage $(DEMO_SURVEY) --out data/surveys/demo-montage.png
-
-# Simulated once; rerun after the config changes (an interrupted run resumes).
-$(DEMO_SURVEY): $(DEMO_CONFIG) | $(STAMP)
-	$(VENV)/bin/galexplore simulate $(DEMO_CONFIG) --out $(DEMO_SURVEY)
+# Every stage that is already up to date is skipped, so a second `make demo` only serves.
+demo: $(STAMP)
+	$(VENV)/bin/galexplore build $(DEMO_CONFIG) --out $(DEMO_ATLAS)
+	@echo "the app comes with the next release; inspect the atlas with: $(VENV)/bin/galexplore inspect $(DEMO_ATLAS)"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -29,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"galexplore {args.verb}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`galexplore inspect ... | head`)
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,9 +82,24 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object")
         p.set_defaults(run=_evaluate if verb == "evaluate" else _invariance)
 
-    p = verbs.add_parser("inspect", help="summarise a survey: size, bands, columns, labels, ranges",
-                         description="Summarise a survey file or folder.")
-    p.add_argument("path", type=Path, help="a survey (.h5, .fits, or an image folder with catalog.csv)")
+    p = verbs.add_parser("build", help="run every pipeline stage into an atlas (skips what is up to date)",
+                         description="Simulate (for a simulated survey), train, embed, reduce, find "
+                         "neighbours, project with UMAP, score trust and anomalies, and write the "
+                         "catalog: one atlas folder. Stages already up to date are skipped; an "
+                         "interrupted build resumes. Under torchrun every process trains and embeds.")
+    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    p.add_argument("--out", type=Path, help="the atlas folder (default data/atlas/<config name>)")
+    p.add_argument("--run", type=Path, dest="run_folder",
+                   help="the training run folder (default <atlas>.run beside it)")
+    p.add_argument("--embeddings", type=Path, help="start from these representations (.npy, N x D) ...")
+    p.add_argument("--catalog", type=Path, help="... and this catalog of the same N rows (.csv, .fits, .parquet)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.set_defaults(run=_build)
+
+    p = verbs.add_parser("inspect", help="summarise a survey or an atlas: size, bands, columns, labels, ranges",
+                         description="Summarise a survey file or folder, or an atlas folder (one with "
+                         "manifest.json, which is validated first).")
+    p.add_argument("path", type=Path, help="a survey (.h5, .fits, or an image folder with catalog.csv) or an atlas")
     p.add_argument("--config", type=Path, help="read the survey with this config's survey keys")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_inspect)
@@ -172,6 +190,57 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    import os
+
+    from galexplore.build import build
+    from galexplore.config import load_config
+    from galexplore.training.launch import distributed_from_environment, select_device
+
+    cfg = load_config(args.config)
+    out = args.out or Path("data") / "atlas" / cfg.name
+    dist = distributed_from_environment(os.environ)
+    device = select_device(args.device, os.environ)
+    bars = _ProgressBars()
+    try:
+        result = build(cfg, out, run=args.run_folder, embeddings=args.embeddings, catalog=args.catalog,
+                       device=device, dist=dist, progress=bars if dist.is_main else None)
+    finally:
+        bars.close()
+    if result is None:
+        return 0
+    width = max(len(r.name) for r in result.stages)
+    print(f"atlas {result.atlas}: {result.n_objects:,} galaxies")
+    for r in result.stages:
+        took = f"{r.seconds:8.1f} s" if r.status == "ran" else f"{'':>10}"
+        peak = f"{r.peak_mb / 1024:5.1f} GB" if r.peak_mb is not None else f"{'':>8}"
+        print(f"  {r.name:<{width}}  {r.status:<10} {took}  {peak}  {r.detail}")
+    total = sum(r.seconds for r in result.stages)
+    print(f"  {'total':<{width}}  {'':<10} {total:8.1f} s")
+    print(f"serve it: galexplore serve {result.atlas}")
+    return 0
+
+
+class _ProgressBars:
+    """One progress bar per stage on a terminal (tqdm); a line every 10 s in a log file."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, stage: str, total: int):
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=total or None, desc=f"{stage:<9}", unit="step" if stage == "train" else "galaxy",
+                        unit_scale=True, file=sys.stderr, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10)
+        return self.bar.update
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _report_on_encoder(args: argparse.Namespace, compute, render) -> int:
     """Load the encoder and its survey, compute a result, print it as JSON or as text."""
     import json
@@ -225,6 +294,16 @@ def _invariance(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     import json
 
+    if args.path.is_dir() and (args.path / "manifest.json").exists():
+        from galexplore.atlas import open_atlas
+        from galexplore.errors import GalexploreError
+        from galexplore.summary import format_atlas_summary, summarize_atlas
+
+        if args.config is not None:
+            raise GalexploreError(f"--config applies to surveys; {args.path} is an atlas")
+        summary = summarize_atlas(open_atlas(args.path, require=()))
+        print(json.dumps(summary) if args.json else format_atlas_summary(summary))
+        return 0
     from galexplore.summary import format_summary, summarize_survey
 
     with _open(args.path, args.config) as survey:

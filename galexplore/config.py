@@ -238,14 +238,16 @@ class NeighborsConfig:
 
     method "exact" is a blocked brute-force search; "ivf" a FAISS inverted-file index (approximate,
     its recall measured on a sample and recorded in the manifest); "auto" is exact up to
-    `exact_max` galaxies and ivf beyond.
+    `exact_max` galaxies and ivf beyond, with `nprobe` doubled until a seeded sample of 1,000
+    galaxies finds `recall_target` of its exact neighbours.
     """
 
     k: int = field(default=50, metadata=_range(ge=1, le=1000))
     method: Literal["auto", "exact", "ivf"] = "auto"
     exact_max: int = field(default=250_000, metadata=_range(ge=1))
     nlist: int = field(default=0, metadata=_range(ge=0))  # ivf cells; 0: about 4 sqrt(N)
-    nprobe: int = field(default=16, metadata=_range(ge=1))  # ivf cells searched per query
+    nprobe: int = field(default=16, metadata=_range(ge=1))  # ivf cells searched per query, at least
+    recall_target: float = field(default=0.9, metadata=_range(ge=0, le=1))  # ivf: nprobe doubles until met
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ class TrustConfig:
     """
 
     k: int = field(default=10, metadata=_range(ge=1, le=1000))
-    labels: dict[str, str] = field(default_factory=lambda: {"specz": "z_spec", "morphology": "p_features"})
+    labels: dict[str, str] = field(default_factory=lambda: {"spec-z": "z_spec", "morphology": "p_features"})
 
 
 @dataclass(frozen=True)

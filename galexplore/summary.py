@@ -1,11 +1,15 @@
-"""What `galexplore inspect` says about a survey: size, bands, columns, labels and value ranges.
+"""What `galexplore inspect` says about a survey or an atlas: size, bands, files, columns, labels
+and value ranges.
 
-`summarize_survey` returns plain JSON-able data; `format_summary` renders it for a terminal.
+`summarize_survey` and `summarize_atlas` return plain JSON-able data; `format_summary` and
+`format_atlas_summary` render it for a terminal.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +18,14 @@ from galexplore.errors import SurveyError
 from galexplore.normalize import sky_statistics
 from galexplore.survey.base import Survey
 
+if TYPE_CHECKING:
+    from galexplore.atlas import Atlas
+
 #: label columns a survey may carry, and what each one labels
 LABEL_COLUMNS = {"z_spec": "spectroscopic redshift", "p_features": "morphology votes",
                  "p_edge_on": "edge-on votes"}
+#: catalog columns of an atlas whose value ranges `inspect` reports
+ATLAS_RANGE_COLUMNS = ("umap_x", "umap_y", "trust", "anomaly_score")
 #: at most this many cutouts are read to estimate pixel statistics
 PIXEL_SAMPLE = 256
 
@@ -134,3 +143,114 @@ def format_summary(summary: dict[str, Any]) -> str:
             miss = f", {info['missing']:,} missing" if info["missing"] else ""
             lines.append(f"    {name:<20} {info['dtype']:<8} {rng}{miss}")
     return "\n".join(lines)
+
+
+def summarize_atlas(atlas: Atlas) -> dict[str, Any]:
+    """A JSON-able summary of `atlas`: its manifest, files, catalog columns, label counts and the
+    ranges of the map and score columns (one streaming pass over those few columns)."""
+    from galexplore.atlas import CATALOG  # Parquet is needed only for an atlas
+
+    manifest = atlas.manifest
+    columns = atlas.catalog_dtypes() if atlas.has(CATALOG) else {}
+    ranges, labels = _atlas_columns(atlas, columns)
+    return {
+        "kind": "atlas",
+        "path": str(atlas.path),
+        "name": atlas.name,
+        "schema": manifest["schema"],
+        "n_objects": atlas.n_objects,
+        "created": manifest.get("created"),
+        "updated": manifest.get("updated"),
+        "code_version": manifest.get("code_version"),
+        "provenance": manifest["provenance"],
+        "files": {name: {"shape": entry.get("shape"), "dtype": entry.get("dtype"), "bytes": entry["bytes"]}
+                  for name, entry in atlas.files.items()},
+        "columns": columns,
+        "labels": labels,
+        "ranges": ranges,
+        "stages": manifest["stages"],
+        "summary": manifest["summary"],
+    }
+
+
+def _atlas_columns(atlas: Atlas, columns: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(ranges of ATLAS_RANGE_COLUMNS, label_availability counts), batch by batch."""
+    ranged = [c for c in ATLAS_RANGE_COLUMNS if c in columns]
+    labelled = "label_availability" in columns
+    if not ranged and not labelled:
+        return {}, {}
+    low = dict.fromkeys(ranged, np.inf)
+    high = dict.fromkeys(ranged, -np.inf)
+    missing = dict.fromkeys(ranged, 0)
+    counts: Counter[str] = Counter()
+    for batch in atlas.iter_catalog(ranged + ["label_availability"] * labelled):
+        for c in ranged:
+            values = pd.to_numeric(batch[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = values[np.isfinite(values)]
+            missing[c] += int(values.size - finite.size)
+            if finite.size:
+                low[c], high[c] = min(low[c], finite.min()), max(high[c], finite.max())
+        if labelled:
+            for key, count in batch["label_availability"].value_counts(dropna=False).items():
+                counts["missing" if pd.isna(key) else str(key)] += int(count)
+    ranges = {
+        c: {"min": _num(low[c]) if np.isfinite(low[c]) else None,
+            "max": _num(high[c]) if np.isfinite(high[c]) else None, "missing": missing[c]}
+        for c in ranged
+    }
+    labels = {"label_availability": dict(counts.most_common())} if labelled else {}
+    return ranges, labels
+
+
+def format_atlas_summary(summary: dict[str, Any]) -> str:
+    """A terminal rendering of `summarize_atlas`'s output."""
+    lines = [
+        f"{summary['path']}  (atlas, {summary['schema']})",
+        f"  name         {summary['name']}",
+        f"  objects      {summary['n_objects']:,}",
+        f"  created      {summary['created']}  updated {summary['updated']}",
+        f"  code         {summary['code_version']}",
+    ]
+    if summary["provenance"]:
+        lines.append("  provenance")
+        for key, value in summary["provenance"].items():
+            lines.append(f"    {key:<18}  {_brief(value)}")
+    lines.append(f"  files ({len(summary['files'])})")
+    for name, info in summary["files"].items():
+        shape = " x ".join(f"{s:,}" for s in info["shape"]) if info["shape"] is not None else "-"
+        lines.append(f"    {name:<26} {shape:<18} {info['dtype']:<9} {_size(info['bytes']):>10}")
+    if summary["columns"]:
+        lines.append(f"  catalog columns ({len(summary['columns'])})")
+        for name, dtype in summary["columns"].items():
+            lines.append(f"    {name:<26} {dtype}")
+    for key, counts in summary["labels"].items():
+        lines.append(f"  {key}  " + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
+    if summary["ranges"]:
+        lines.append("  ranges")
+        for name, info in summary["ranges"].items():
+            span = f"{info['min']:.6g} .. {info['max']:.6g}" if info["min"] is not None else "all missing"
+            miss = f", {info['missing']:,} missing" if info["missing"] else ""
+            lines.append(f"    {name:<18} {span}{miss}")
+    if summary["stages"]:
+        lines.append("  stages")
+        for stage, info in summary["stages"].items():
+            seconds = info.get("seconds") if isinstance(info, dict) else None
+            took = f"{seconds:10.1f} s" if isinstance(seconds, (int, float)) else f"{'-':>12}"
+            lines.append(f"    {stage:<18}{took}")
+    return "\n".join(lines)
+
+
+def _brief(value: Any, width: int = 72) -> str:
+    """One line for a provenance value: a config's text is shown by its length only."""
+    if isinstance(value, str) and "\n" in value:
+        return f"({len(value.splitlines())} lines of text)"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

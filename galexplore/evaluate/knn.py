@@ -12,27 +12,16 @@ from typing import Any
 import numpy as np
 
 from galexplore.evaluate.metrics import accuracy, photoz_metrics
-
-BLOCK = 4096  # query rows per similarity block: bounds memory at BLOCK x N_reference floats
+from galexplore.neighbors import search_vectors
 
 
 def knn_indices(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Indices (Q, k) of the k reference rows most cosine-similar to each query row, best first."""
-    ref = _unit(reference)
-    q = _unit(query)
-    k = min(k, len(ref))
-    out = np.empty((len(q), k), dtype=np.int64)
-    for start in range(0, len(q), BLOCK):
-        sim = q[start : start + BLOCK] @ ref.T  # (b, N)
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable")
-        out[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
-    return out
+    """Indices (Q, k) int64 of the k reference rows most cosine-similar to each query row, best first.
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    k is capped at the number of reference rows. The exact search of the neighbour graph.
+    """
+    indices, _ = search_vectors(reference, query, min(k, len(reference)))
+    return indices
 
 
 def knn_regress(reference: np.ndarray, y: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:

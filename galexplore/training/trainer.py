@@ -69,6 +69,19 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def barrier(self) -> None:
+        """Wait for every process (nothing to wait for in a single process)."""
+        if self.world_size > 1:
+            torch_dist.barrier(group=self.group)
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's `value` on every rank (a decision all processes must share)."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        torch_dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
 
 @dataclass
 class TrainResult:

@@ -178,7 +178,8 @@ class _Builder:
                                    cfg.seed, survey_fp)
             encoder = self.run / "encoder.pt"
             self._stage("train", train_fp, ("encoder.npz", "encoder.json"), lambda: self._train(survey, encoder))
-            embed_fp = fingerprint("embed", self.fingerprints["train"], cfg.embed.batch_size, cfg.embed.chunk_rows, survey_fp)
+            embed_fp = fingerprint("embed", self.fingerprints["train"], cfg.embed.batch_size, cfg.embed.chunk_rows,
+                                   cfg.embed.crop_size, survey_fp)
             self._stage("embed", embed_fp, ("embeddings.npy",), lambda: self._embed(survey))
 
     def _simulate(self) -> None:
@@ -249,15 +250,18 @@ class _Builder:
         if device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
         chunk_rows = self.config.embed.chunk_rows
+        crop = self.config.embed.crop_size or enc_cfg.augment.crop_size
+        if crop > min(survey.shape[1:]):
+            raise GalexploreError(f"embed.crop_size = {crop} exceeds the survey's {survey.shape[1]}x{survey.shape[2]} cutouts")
         work = self.out / WORK / "embed"
-        fp = fingerprint(self.fingerprints.get("train"), chunk_rows, self.n)
+        fp = fingerprint(self.fingerprints.get("train"), chunk_rows, crop, self.n)
         if self.dist.is_main:
             _prepare_work(work, fp)
         self.dist.barrier()
         update = self.progress("embed", self.n) if self.dist.is_main else (lambda done: None)
 
         def compute(start: int, stop: int) -> np.ndarray:
-            return represent(backbone, survey, np.arange(start, stop), normalization, enc_cfg.augment.crop_size,
+            return represent(backbone, survey, np.arange(start, stop), normalization, crop,
                              device, batch_size=self.config.embed.batch_size,
                              workers=self.config.train.loader_workers)
 
@@ -267,7 +271,7 @@ class _Builder:
             return {}
         width = _assemble(work, self.writer, "embeddings.npy", self.n, chunk_rows, np.float32)
         shutil.rmtree(work)
-        return {"dim": width, "device": str(device), "detail": f"{self.n:,} x {width}"}
+        return {"dim": width, "device": str(device), "crop_size": crop, "detail": f"{self.n:,} x {width}, {crop}x{crop} crops"}
 
     # -- from given embeddings ------------------------------------------------------------------
 
@@ -308,7 +312,13 @@ class _Builder:
     def downstream(self) -> None:
         from galexplore.neighbors import knn_graph
         from galexplore.project import PCA, fit_pca, umap_layout
-        from galexplore.scores import anomaly_scores, label_availability, labelled_masks, trust_scores
+        from galexplore.scores import (
+            anomaly_scores,
+            label_availability,
+            labelled_masks,
+            local_outlier_factor,
+            trust_scores,
+        )
 
         cfg, writer = self.config, self.writer
         atlas = writer.reader()
@@ -381,8 +391,12 @@ class _Builder:
             masks = labelled_masks(table, cfg.trust.labels)
             columns, notes = trust_scores(search_space(), masks, cfg.trust.k, method=nb.method,
                                           exact_max=nb.exact_max, nlist=nb.nlist, nprobe=nb.nprobe, seed=cfg.seed)
-            sims = np.asarray(writer.reader().similarities, dtype=np.float32)
-            columns["anomaly_score"] = anomaly_scores(sims, cfg.anomaly.k)
+            reader = writer.reader()
+            sims = np.asarray(reader.similarities, dtype=np.float32)
+            if cfg.anomaly.method == "lof":
+                columns["anomaly_score"] = local_outlier_factor(np.asarray(reader.neighbors), sims, cfg.anomaly.k)
+            else:
+                columns["anomaly_score"] = anomaly_scores(sims, cfg.anomaly.k)
             names = list(columns)
             writer.write_array("scores.npy", np.stack([columns[n] for n in names], axis=1).astype(np.float32))
             counts = {kind: int(mask.sum()) for kind, mask in masks.items()}

@@ -213,11 +213,13 @@ class EmbedConfig:
 
     `pca_dim` > 0 also keeps a PCA-reduced, re-normalised copy (fitted on at most `pca_sample`
     galaxies) that the neighbours, the map, trust and anomalies are computed on: cheaper at scale
-    and less noisy than the full width. 0 uses the full representations everywhere.
+    and less noisy than the full width. 0 uses the full representations everywhere. The backbone
+    pools over space, so `crop_size` may exceed the training crop: the whole cutout is seen.
     """
 
     batch_size: int = field(default=256, metadata=_range(ge=1))
     chunk_rows: int = field(default=8192, metadata=_range(ge=1))  # a kill loses at most one chunk
+    crop_size: int = field(default=0, metadata=_range(ge=0, le=4096))  # centre crop; 0: the training crop
     pca_dim: int = field(default=64, metadata=_range(ge=0))
     pca_sample: int = field(default=200_000, metadata=_range(ge=2))
 
@@ -264,8 +266,11 @@ class TrustConfig:
 
 @dataclass(frozen=True)
 class AnomalyConfig:
-    """Anomaly score: the mean cosine distance to the k nearest galaxies (higher = rarer)."""
+    """Anomaly score from the neighbour graph (higher = rarer): "lof", the local outlier factor
+    (a galaxy's kNN density against its neighbours'), or "knn", the mean cosine distance to the
+    k nearest galaxies."""
 
+    method: Literal["lof", "knn"] = "lof"
     k: int = field(default=10, metadata=_range(ge=1, le=1000))
 
 

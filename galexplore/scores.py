@@ -9,12 +9,13 @@ nearest other labelled galaxies is at least this galaxy's. So trust is in [0, 1]
 galaxy moves away from the labelled set, is uniform over the labelled galaxies, and a threshold
 of 0.05 reads "farther from labelled data than 95% of the labelled galaxies are".
 
-Anomaly is the mean cosine distance to the k nearest galaxies of any kind (kNN density): it
-reads straight off the neighbour graph the atlas already holds, so it costs O(N k) at any N. A
-local outlier factor would divide by the neighbours' own density, which excuses a galaxy in a
-sparse but populated region; rare objects that form a small clump of their own (a few hundred
-mergers among a million) are what a survey astronomer hunts, and the global density ranks them
-higher. Both are measured on the demo atlas (see the README).
+Anomaly reads straight off the neighbour graph the atlas already holds, so it costs O(N k) at
+any N and needs no second search. Two density scores are offered: the mean cosine distance to
+the k nearest galaxies (kNN), and the local outlier factor (LOF), which divides a galaxy's kNN
+density by its neighbours'. The density of a representation space varies a lot (bright,
+well-resolved galaxies spread out; faint ones crowd together), and LOF judges each galaxy against
+its own neighbourhood instead of one global scale; on the demo atlas it puts more of the injected
+rare objects in the top 1% (the README gives the figures), so it is the default.
 """
 
 from __future__ import annotations
@@ -138,6 +139,20 @@ def trust_scores(
         distance = distance_to_labelled(x, mask, k, **search)
         columns[name] = trust_from_distance(distance, distance[mask])
     return columns, notes
+
+
+def local_outlier_factor(neighbors: np.ndarray, similarities: np.ndarray, k: int) -> np.ndarray:
+    """LOF (Breunig et al. 2000) with cosine distance, from a neighbour graph (best first, self excluded).
+
+    reach(p, o) = max(d(p, o), k-distance(o)); lrd(p) = 1 / mean reach(p, o) over p's k nearest;
+    LOF(p) = mean lrd(o) / lrd(p). About 1 inside a uniform cluster, larger for outliers.
+    """
+    nb = np.asarray(neighbors[:, :k])
+    distance = 1.0 - np.asarray(similarities[:, :k], dtype=np.float64)
+    k_distance = distance[:, -1]
+    reach = np.maximum(distance, k_distance[nb])
+    lrd = 1.0 / np.maximum(reach.mean(axis=1), 1e-12)
+    return (lrd[nb].mean(axis=1) / lrd).astype(np.float32)
 
 
 def anomaly_scores(similarities: np.ndarray, k: int) -> np.ndarray:

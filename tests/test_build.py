@@ -224,3 +224,33 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
     np.testing.assert_array_equal(open_atlas(fresh).embeddings, atlas.embeddings)
     assert open_atlas(out).catalog["label_availability"].astype(str).isin(
         ["none", "spec-z", "spec-z+morphology"]).all()
+
+
+def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_path):
+    """Under torchrun each rank embeds every world_size-th chunk; together they cover all rows once."""
+    from galexplore.atlas import AtlasWriter
+    from galexplore.build import _assemble, _prepare_work, _run_chunks
+    from galexplore.training.trainer import Distributed
+
+    n, chunk_rows = 103, 10
+    calls: list[tuple[int, int]] = []
+
+    def compute(start: int, stop: int) -> np.ndarray:
+        calls.append((start, stop))
+        return np.arange(start, stop, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+
+    work = tmp_path / "work"
+    _prepare_work(work, "fp")
+    seen = []
+    for rank in (1, 0):  # the ranks run one after the other here; under torchrun, side by side
+        _run_chunks(work, n, chunk_rows, compute, Distributed(rank=rank, world_size=2), seen.append)
+    assert sorted(calls) == [(s, min(s + 10, n)) for s in range(0, n, 10)]  # each chunk once
+    assert sum(seen) == n
+    writer = AtlasWriter(tmp_path / "atlas", name="t")
+    assert _assemble(work, writer, "embeddings.npy", n, chunk_rows, np.float32) == 3
+    np.testing.assert_array_equal(writer.reader().embeddings[:, 0], np.arange(n))
+    # a rerun with the same fingerprint keeps the chunks; another fingerprint empties the folder
+    _prepare_work(work, "fp")
+    assert len(list(work.glob("chunk-*.npy"))) == 11
+    _prepare_work(work, "other")
+    assert not list(work.glob("chunk-*.npy"))

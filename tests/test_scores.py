@@ -93,3 +93,16 @@ def test_labelled_masks_and_availability_from_a_catalog():
     assert masks["spec-z"].tolist() == [True, False, True]
     assert masks["ring"].tolist() == [False, False, False]
     assert label_availability(masks, 3).tolist() == ["spec-z", "none", "spec-z+morphology"]
+
+
+def test_local_outlier_factor_from_the_graph_equals_sklearns():
+    from sklearn.neighbors import LocalOutlierFactor
+
+    from galexplore.scores import local_outlier_factor
+
+    rng = np.random.default_rng(1)
+    x = _unit(np.concatenate([rng.standard_normal((300, 8)), 0.2 * rng.standard_normal((200, 8)) + 3]))
+    graph = knn_graph(x, 10, method="exact")
+    ours = local_outlier_factor(graph.indices, graph.similarities, k=10)
+    theirs = -LocalOutlierFactor(n_neighbors=10, metric="cosine").fit(x).negative_outlier_factor_
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)

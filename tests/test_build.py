@@ -254,3 +254,39 @@ def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_pa
     assert len(list(work.glob("chunk-*.npy"))) == 11
     _prepare_work(work, "other")
     assert not list(work.glob("chunk-*.npy"))
+
+
+def test_a_build_killed_by_sigkill_resumes_to_the_same_atlas(given, reference, tmp_path):
+    """A real kill -9 of the build process while it maps (UMAP), then the same command again."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "given.toml"
+    config.write_text("\n".join(["name = 'given'", "seed = 1"] + [
+        f"[{table}]\n" + "\n".join(f"{k} = {v}" for k, v in values.items()) for table, values in SMALL.items()
+    ]))
+    out = tmp_path / "atlas"
+    command = [sys.executable, "-m", "galexplore.cli", "build", str(config), "--out", str(out),
+               "--embeddings", str(given[0]), "--catalog", str(given[1])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = out / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if "neighbors" in json.loads(manifest.read_text()).get("stages", {}):
+                break
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    stages = json.loads(manifest.read_text())["stages"]
+    assert "neighbors" in stages and "catalog" not in stages  # killed between the two
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "neighbors  skipped" in again.stdout
+    _same_atlas(out, reference)

@@ -96,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_build)
 
+    p = verbs.add_parser("serve", help="serve the explorer app on an atlas (panel serve app/)",
+                         description="Serve the explorer on ATLAS: the same as `panel serve app/ --args "
+                         "--atlas ATLAS`. Listens on localhost only unless --address says otherwise; "
+                         "to serve a team, give --address 0.0.0.0 and --allow-websocket-origin HOST:PORT.")
+    p.add_argument("atlas", type=Path, nargs="?", help="the atlas folder (default data/atlas/demo)")
+    p.add_argument("--port", type=int, default=5006, help="the port (default 5006)")
+    p.add_argument("--address", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    p.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a host allowed to open the app's websocket (repeatable), e.g. myserver:5006")
+    p.add_argument("--show", action="store_true", help="open a browser tab")
+    p.set_defaults(run=_serve)
+
     p = verbs.add_parser("inspect", help="summarise a survey or an atlas: size, bands, columns, labels, ranges",
                          description="Summarise a survey file or folder, or an atlas folder (one with "
                          "manifest.json, which is validated first).")
@@ -188,6 +200,30 @@ def _train(args: argparse.Namespace) -> int:
         done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
         print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from galexplore.errors import GalexploreError
+
+    app = Path(__file__).resolve().parents[1] / "app"
+    if not (app / "main.py").exists():
+        raise GalexploreError(f"{app}: the explorer app is not beside this installation; run it from a checkout of galexplore")
+    atlas = (args.atlas or app.parent / "data" / "atlas" / "demo").resolve()
+    if not (atlas / "manifest.json").exists():
+        raise GalexploreError(f"{atlas}: not an atlas (no manifest.json); build one with `galexplore build CONFIG --out {atlas}`")
+    command = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port), "--address", args.address,
+               "--num-procs", "1", "--warm"]
+    origins = args.allow_websocket_origin or [f"{host}:{args.port}" for host in ("localhost", "127.0.0.1")]
+    for origin in origins:
+        command += ["--allow-websocket-origin", origin]
+    if args.show:
+        command.append("--show")
+    command += ["--args", "--atlas", str(atlas)]
+    print(f"serving {atlas} at http://{args.address}:{args.port}/app", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -1,0 +1,120 @@
+"""The data behind the explorer: one atlas, loaded once per server process, shared by every session.
+
+Everything here is read-only after loading, so sessions can share it without locks; what a
+session changes (its selection, its query, its colouring) lives in its own `Explorer`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from galexplore.atlas import Atlas, open_atlas
+from galexplore.explore import CutoutSource, MapIndex
+
+DEFAULT_ATLAS = Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo"
+# The colourings an astronomer reaches for first, in this order, when the catalog has them.
+PREFERRED = ("z_spec", "z_phot", "p_features", "p_features_pred", "p_edge_on", "p_edge_on_pred",
+             "label_availability", "trust", "trust_spec_z", "trust_morphology", "anomaly_score", "type", "mag_r")
+MAX_CATEGORIES = 24  # a text column with more distinct values is not offered as a colouring
+NOT_COLOURINGS = {"object_id", "ra", "dec", "umap_x", "umap_y"}
+
+
+@dataclass(frozen=True)
+class Colouring:
+    """One way to colour the map: a catalog column, continuous or categorical, or the density."""
+
+    column: str | None  # None: the point density
+    kind: str  # "density", "continuous", "categorical"
+    categories: tuple[str, ...] = ()
+
+
+@dataclass
+class AtlasData:
+    """An atlas ready to explore: its catalog, spatial indexes, colourings and cutouts."""
+
+    atlas: Atlas
+    catalog: pd.DataFrame
+    index: MapIndex
+    cutouts: CutoutSource
+    colourings: dict[str, Colouring]
+    bounds: tuple[float, float, float, float]  # x0, x1, y0, y1 of the map, padded
+    load_seconds: float = 0.0
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.atlas.name
+
+    @property
+    def n(self) -> int:
+        return len(self.catalog)
+
+    def histogram_of_all(self, column: str, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, edges) of a numeric column over all galaxies, computed once."""
+        if column not in self.histograms:
+            values = pd.to_numeric(self.catalog[column], errors="coerce").to_numpy(dtype=np.float64)
+            values = values[np.isfinite(values)]
+            lo, hi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+            self.histograms[column] = np.histogram(values, bins=bins, range=(lo, hi if hi > lo else lo + 1))
+        return self.histograms[column]
+
+
+_LOADED: dict[Path, AtlasData] = {}
+_LOCK = threading.Lock()
+
+
+def load(path: str | Path) -> AtlasData:
+    """The atlas at `path`, loaded and indexed on first use, then shared (one per process).
+
+    Raises the atlas reader's error (naming the file) when the atlas is missing or damaged.
+    """
+    path = Path(path).resolve()
+    with _LOCK:
+        if path not in _LOADED:
+            _LOADED[path] = _load(path)
+        return _LOADED[path]
+
+
+def _load(path: Path) -> AtlasData:
+    start = time.perf_counter()
+    atlas = open_atlas(path, require=("catalog.parquet", "neighbors.npy", "similarities.npy"))
+    catalog = atlas.catalog
+    missing = [c for c in ("umap_x", "umap_y") if c not in catalog]
+    if missing:
+        from galexplore.atlas import AtlasError
+
+        raise AtlasError(f"atlas {path}: catalog.parquet has no {', '.join(missing)}; rebuild it with `galexplore build`")
+    x, y = catalog["umap_x"].to_numpy(), catalog["umap_y"].to_numpy()
+    index = MapIndex(x, y, catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
+    pad_x, pad_y = 0.03 * (np.nanmax(x) - np.nanmin(x)), 0.03 * (np.nanmax(y) - np.nanmin(y))
+    bounds = (float(np.nanmin(x) - pad_x), float(np.nanmax(x) + pad_x),
+              float(np.nanmin(y) - pad_y), float(np.nanmax(y) + pad_y))
+    data = AtlasData(atlas, catalog, index, CutoutSource(atlas), colourings(catalog), bounds)
+    data.load_seconds = time.perf_counter() - start
+    return data
+
+
+def colourings(catalog: pd.DataFrame) -> dict[str, Colouring]:
+    """The map's colour choices: density, then the preferred columns present, then the rest."""
+    found: dict[str, Colouring] = {"density": Colouring(None, "density")}
+    ordered = [c for c in PREFERRED if c in catalog] + sorted(c for c in catalog if c not in PREFERRED)
+    for column in ordered:
+        if column in NOT_COLOURINGS:
+            continue
+        values = catalog[column]
+        if pd.api.types.is_bool_dtype(values):
+            found[column] = Colouring(column, "categorical", ("False", "True"))
+        elif pd.api.types.is_numeric_dtype(values):
+            if np.isfinite(pd.to_numeric(values, errors="coerce")).any():
+                found[column] = Colouring(column, "continuous")
+        else:
+            kinds = values.astype("category").cat.categories
+            if 1 < len(kinds) <= MAX_CATEGORIES:
+                found[column] = Colouring(column, "categorical", tuple(str(k) for k in kinds))
+    return found

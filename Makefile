@@ -12,6 +12,7 @@ STAMP := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_CONFIG := pipelines/demo.toml
 DEMO_ATLAS := data/atlas/demo
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install demo test test-slow clean
 
@@ -27,10 +28,15 @@ $(STAMP): pyproject.toml Makefile
 # Every stage that is already up to date is skipped, so a second `make demo` only serves.
 demo: $(STAMP)
 	$(VENV)/bin/galexplore build $(DEMO_CONFIG) --out $(DEMO_ATLAS)
-	@echo "the app comes with the next release; inspect the atlas with: $(VENV)/bin/galexplore inspect $(DEMO_ATLAS)"
+	$(VENV)/bin/galexplore serve $(DEMO_ATLAS)
 
-test: $(STAMP)
-	$(PY) -m pytest
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work here).
+$(CHROMIUM):
+	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+# The default run and the browser tests; `pytest` alone skips the browser tests.
+test: $(STAMP) $(CHROMIUM)
+	$(PY) -m pytest -m "not slow"
 
 # Exit status 5 means no test carried the marker: not a failure.
 test-slow: $(STAMP)

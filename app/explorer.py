@@ -38,6 +38,7 @@ UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
 HOVER_COLUMNS = ("object_id", "z_spec", "type", "trust", "anomaly_score")
 TABLE_PAGE = 15
+SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 GALLERY_COLUMNS = 4
 
 
@@ -117,26 +118,26 @@ class Explorer(param.Parameterized):
             frame[column] = frame[column].astype(str).astype(pd.CategoricalDtype(list(colouring.categories)))
             raster = rasterize(hv.Points(frame, ["umap_x", "umap_y"], [column]),
                                aggregator=ds.by(column, ds.count()), **common)
-            base = dynspread(raster, threshold=0.6, max_px=2).opts(
-                cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=[])
+            shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
+                cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=SELECT_TOOLS)
         else:
             aggregator = ds.count() if column is None else ds.mean(column)
             raster = rasterize(points, aggregator=aggregator, selector=ds.first("umap_x"), **common)
-            base = dynspread(raster, threshold=0.6, max_px=2).opts(
+            shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
                 cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm=cnorm, colorbar=True,
-                tools=["hover"], clabel="galaxies per pixel" if column is None else column)
+                tools=["hover", *SELECT_TOOLS], clabel="galaxies per pixel" if column is None else column)
             if column is not None:  # galaxies without a value stay visible, in grey, underneath
                 everyone = rasterize(hv.Points(self.data.catalog, ["umap_x", "umap_y"]), aggregator=ds.count(), **common)
                 base = dynspread(everyone, threshold=0.6, max_px=2).opts(cmap=["#5a5a5a"], colorbar=False) * base
-        self._streams(raster)
+        self._streams(shown)
         return (base * self._trust_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
                 * self._marks_layer()).opts(
             hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
-                            xlabel="UMAP 1", ylabel="UMAP 2", tools=["lasso_select", "box_select", "tap"],
-                            active_tools=["wheel_zoom", "pan"], bgcolor="#111111", title=""))
+                            xlabel="UMAP 1", ylabel="UMAP 2", active_tools=["wheel_zoom", "pan"],
+                            bgcolor="#111111", title=""))
 
     def _streams(self, raster: hv.DynamicMap) -> None:
-        """Lasso, box, tap and view streams on this build's raster (never on a shared element)."""
+        """Lasso, box, tap and view streams on this build's displayed map (never on a shared element)."""
         self.streams = {"lasso": hv.streams.Lasso(source=raster), "box": hv.streams.BoundsXY(source=raster),
                         "tap": hv.streams.Tap(source=raster), "range": hv.streams.RangeXY(source=raster)}
         self.streams["lasso"].add_subscriber(lambda geometry=None: self.lasso(geometry))

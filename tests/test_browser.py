@@ -1,0 +1,185 @@
+"""The explorer in headless Chromium (Debian's, driven by Playwright): load, lasso, click, export, URL.
+
+Run by `make test` (which installs chromium); plain `pytest` skips them (marker `browser`).
+Screenshots are written to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from galexplore.build import build
+from galexplore.config import config_from_dict
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags for this machine's closed network (see the env notes): no background connections.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+N = 800
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A small atlas served by `panel serve app/` on a free port: yields the app's URL."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
+    folder = tmp_path_factory.mktemp("browser")
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((4, 16)) * 3
+    which = rng.integers(0, 4, N)
+    np.save(folder / "emb.npy", (centres[which] + rng.standard_normal((N, 16))).astype(np.float32))
+    pd.DataFrame({
+        "object_id": np.arange(5000, 5000 + N), "ra": rng.uniform(0, 360, N), "dec": rng.uniform(-60, 60, N),
+        "z_spec": np.where(which < 2, 0.05 + 0.1 * which, np.nan), "type": np.array(["E", "S0", "Sa", "Sc"])[which],
+    }).to_parquet(folder / "cat.parquet")
+    config = config_from_dict({"name": "browser", "seed": 3, "embed": {"pca_dim": 8}, "neighbors": {"k": 20},
+                               "project": {"n_neighbors": 10}, "trust": {"k": 5}, "anomaly": {"k": 5}})
+    build(config, folder / "atlas", embeddings=folder / "emb.npy", catalog=folder / "cat.parquet")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}", "--args", "--atlas", str(folder / "atlas")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/app"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture()
+def page(served):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.console_errors = []
+        page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+        yield page
+        browser.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("canvas", timeout=60_000)
+    page.wait_for_timeout(2500)  # the first rasterisation
+
+
+def _frame(page):
+    """The map's plot frame on the page: inside the largest canvas, the bounding box of its
+    background colour (a lasso must start inside the frame, not on an axis)."""
+    from PIL import Image
+
+    boxes = [c.bounding_box() for c in page.locator("canvas").all()]
+    canvas = max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=canvas))).convert("RGB")).astype(int)
+    colours, counts = np.unique(shot.reshape(-1, 3), axis=0, return_counts=True)
+    dark = [i for i in np.argsort(-counts) if colours[i].sum() < 600][0]  # the frame, not the white page
+    mask = np.abs(shot - colours[dark]).sum(axis=2) < 6
+    # the frame's rows and columns are mostly background; axis labels in a similar grey are not
+    rows, cols = np.flatnonzero(mask.mean(axis=1) > 0.3), np.flatnonzero(mask.mean(axis=0) > 0.3)
+    inset = 6
+    return {"x": float(canvas["x"] + cols.min() + inset), "y": float(canvas["y"] + rows.min() + inset),
+            "width": float(cols.max() - cols.min() - 2 * inset), "height": float(rows.max() - rows.min() - 2 * inset)}
+
+
+def _wait_text(page, pattern: str | re.Pattern, timeout: float = 15_000) -> str:
+    """Wait for text matching `pattern` anywhere on the page (Bokeh renders into shadow DOM, which
+    Playwright's locators pierce); return that element's text."""
+    found = page.get_by_text(pattern).first
+    found.wait_for(timeout=timeout)
+    return found.inner_text()
+
+
+def _shown(page, text: str) -> bool:
+    return page.get_by_text(text).count() > 0
+
+
+def test_the_page_loads_without_console_errors(page, served):
+    _open(page, served)
+    assert "800 galaxies" in _wait_text(page, "800 galaxies")
+    page.screenshot(path=ARTIFACTS / "browser-load.png")
+    assert page.console_errors == []
+
+
+def test_a_lasso_drawn_with_the_mouse_selects_the_galaxies(page, served):
+    _open(page, served)
+    page.locator(".bk-tool-icon-lasso-select").first.click()
+    box = _frame(page)
+    # a loop around the whole frame: every galaxy in view is inside
+    corners = [(box["x"] + 2, box["y"] + 2), (box["x"] + box["width"] - 2, box["y"] + 2),
+               (box["x"] + box["width"] - 2, box["y"] + box["height"] - 2), (box["x"] + 2, box["y"] + box["height"] - 2)]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for x, y in [*corners[1:], corners[0]]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text("Selection", exact=True).click()
+    _wait_text(page, "800 selected")
+    page.screenshot(path=ARTIFACTS / "browser-lasso.png")
+    # a smaller lasso over the left half selects some, not all
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    for x, y in [(box["x"] + box["width"] / 2, box["y"] + 2), (box["x"] + box["width"] / 2, box["y"] + box["height"] - 2),
+                 (box["x"] + 2, box["y"] + box["height"] - 2), (box["x"] + 2, box["y"] + 2)]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    text = _wait_text(page, re.compile(r"^(?!800 )[\d,]+ selected"))
+    count = int(text.split()[0].replace(",", ""))
+    assert 0 < count < 800
+    assert page.console_errors == []
+
+
+def test_a_click_shows_the_gallery_and_an_export_downloads(page, served):
+    _open(page, served)
+    box = _frame(page)
+    page.locator(".bk-tool-icon-tap-select").first.click()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _wait_text(page, "12 most similar")
+    page.screenshot(path=ARTIFACTS / "browser-gallery.png")
+    page.get_by_text("Select these").click()
+    page.get_by_text("Selection", exact=True).click()
+    _wait_text(page, "13 selected")
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_text("Download the selection").click()
+    path = download.value.path()
+    table = pd.read_csv(path)
+    assert download.value.suggested_filename.startswith("browser-selection-")
+    assert len(table) == 13 and list(table.columns[:3]) == ["object_id", "ra", "dec"]
+    assert page.console_errors == []
+
+
+def test_a_presentation_url_reopens_the_same_view(page, served):
+    _open(page, f"{served}?colour=type&present=true&galaxy=7&trust=true")
+    _wait_text(page, "5007")  # object_id of row 7, in the gallery
+    assert not page.get_by_text("Colour by").first.is_visible()  # the sidebar is hidden when presenting
+    page.screenshot(path=ARTIFACTS / "browser-presentation.png")
+    assert "galaxy=7" in page.url and "colour=type" in page.url
+    assert page.console_errors == []

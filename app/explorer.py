@@ -38,6 +38,7 @@ UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
 HOVER_COLUMNS = ("object_id", "z_spec", "type", "trust", "anomaly_score")
 TABLE_PAGE = 15
+HOVER_ROWS_MAX = 250_000
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 GALLERY_COLUMNS = 4
 
@@ -108,27 +109,26 @@ class Explorer(param.Parameterized):
         x_range, y_range = self._ranges()
         colouring = self.data.colourings[self.colour]
         column = colouring.column
-        hover = [c for c in HOVER_COLUMNS if c in self.data.catalog and c != column]
-        vdims = ([column] if column else []) + hover
-        points = hv.Points(self.data.catalog, ["umap_x", "umap_y"], vdims)
+        points = self.data.points(self.colour, HOVER_COLUMNS)
         common = {"x_range": x_range, "y_range": y_range, "dynamic": True}
         cnorm = "eq_hist" if self.equalize else "linear"
         if colouring.kind == "categorical":
-            frame = self.data.catalog[["umap_x", "umap_y", column]].copy()
-            frame[column] = frame[column].astype(str).astype(pd.CategoricalDtype(list(colouring.categories)))
-            raster = rasterize(hv.Points(frame, ["umap_x", "umap_y"], [column]),
-                               aggregator=ds.by(column, ds.count()), **common)
+            raster = rasterize(points, aggregator=ds.by(column, ds.count()), **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
                 cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=SELECT_TOOLS)
         else:
             aggregator = ds.count() if column is None else ds.mean(column)
-            raster = rasterize(points, aggregator=aggregator, selector=ds.first("umap_x"), **common)
+            # hover shows the galaxy under the cursor (selector) up to HOVER_ROWS_MAX galaxies; beyond,
+            # the selector's per-render cost breaks the 0.5 s budget and hover shows the pixel's value
+            select = {"selector": ds.first("umap_x")} if self.data.n <= HOVER_ROWS_MAX else {}
+            raster = rasterize(points, aggregator=aggregator, **select, **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
                 cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm=cnorm, colorbar=True,
                 tools=["hover", *SELECT_TOOLS], clabel="galaxies per pixel" if column is None else column)
-            if column is not None:  # galaxies without a value stay visible, in grey, underneath
-                everyone = rasterize(hv.Points(self.data.catalog, ["umap_x", "umap_y"]), aggregator=ds.count(), **common)
+            if column is not None and self.data.has_missing(column):  # galaxies without a value: grey, underneath
+                everyone = rasterize(self.data.points(None), aggregator=ds.count(), **common)
                 base = dynspread(everyone, threshold=0.6, max_px=2).opts(cmap=["#5a5a5a"], colorbar=False) * base
+        self.raster = raster
         self._streams(shown)
         return (base * self._trust_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
                 * self._marks_layer()).opts(

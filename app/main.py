@@ -85,5 +85,6 @@ def page() -> pn.viewable.Viewable:
     return explorer.layout()
 
 
-pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
-page().servable(title="galexplore")
+if __name__.startswith("bokeh_app"):  # run by `panel serve`, not imported by setup.py or tests
+    pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
+    page().servable(title="galexplore")

@@ -46,6 +46,29 @@ class AtlasData:
     bounds: tuple[float, float, float, float]  # x0, x1, y0, y1 of the map, padded
     load_seconds: float = 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _points: dict[str | None, object] = field(default_factory=dict)
+    _points_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def points(self, name: str | None, hover: tuple[str, ...] = ()) -> object:
+        """The map's points carrying colouring `name`'s column (None: coordinates only) and the
+        hover columns: one HoloViews element per colouring per process, shared by every session
+        (streams attach to each session's own rasterized output, never to these)."""
+        import holoviews as hv
+
+        with self._points_lock:
+            if name not in self._points:
+                colouring = self.colourings[name] if name is not None else Colouring(None, "density")
+                column = colouring.column
+                if colouring.kind == "categorical":
+                    frame = self.catalog[["umap_x", "umap_y"]].copy()
+                    frame[column] = self.catalog[column].astype(str).astype(pd.CategoricalDtype(list(colouring.categories)))
+                    element = hv.Points(frame, ["umap_x", "umap_y"], [column])
+                else:
+                    extra = [c for c in hover if c in self.catalog and c != column]
+                    vdims = ([column] if column else []) + (extra if name is not None else [])
+                    element = hv.Points(self.catalog[["umap_x", "umap_y", *vdims]], ["umap_x", "umap_y"], vdims)
+                self._points[name] = element
+            return self._points[name]
 
     @property
     def name(self) -> str:
@@ -54,6 +77,13 @@ class AtlasData:
     @property
     def n(self) -> int:
         return len(self.catalog)
+
+    def has_missing(self, column: str) -> bool:
+        """Whether some galaxies have no value (NaN) in a numeric column."""
+        key = f"missing:{column}"
+        if key not in self.histograms:
+            self.histograms[key] = bool(self.catalog[column].isna().any())
+        return self.histograms[key]
 
     def histogram_of_all(self, column: str, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) of a numeric column over all galaxies, computed once."""

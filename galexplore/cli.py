@@ -214,7 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not (atlas / "manifest.json").exists():
         raise GalexploreError(f"{atlas}: not an atlas (no manifest.json); build one with `galexplore build CONFIG --out {atlas}`")
     command = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port), "--address", args.address,
-               "--num-procs", "1", "--warm"]
+               "--num-procs", "1", "--setup", str(app / "setup.py")]
     origins = args.allow_websocket_origin or [f"{host}:{args.port}" for host in ("localhost", "127.0.0.1")]
     for origin in origins:
         command += ["--allow-websocket-origin", origin]

@@ -1,0 +1,36 @@
+"""`panel serve app/ --setup app/setup.py`: load the atlas and warm the renderer in the background.
+
+The server starts answering at once; the first session waits only for what is not loaded yet
+(the store's lock), instead of every start-up waiting for the whole load.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from main import atlas_path  # noqa: E402
+from store import load  # noqa: E402
+
+
+def warm() -> None:
+    import datashader as ds
+
+    from galexplore.errors import GalexploreError
+
+    try:
+        data = load(atlas_path(sys.argv))
+    except GalexploreError:
+        return  # the page will say what is wrong
+    canvas = ds.Canvas(plot_width=400, plot_height=400)
+    for colouring in data.colourings.values():  # compile datashader's kernels once per process
+        column = colouring.column
+        if colouring.kind == "continuous":
+            canvas.points(data.catalog[["umap_x", "umap_y", column]], "umap_x", "umap_y", agg=ds.mean(column))
+    canvas.points(data.catalog[["umap_x", "umap_y"]], "umap_x", "umap_y", agg=ds.count())
+
+
+threading.Thread(target=warm, name="galexplore-warm", daemon=True).start()

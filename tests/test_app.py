@@ -186,3 +186,11 @@ def test_url_values_parse_and_ignore_garbage():
     args = {"colour": [b"type"], "galaxy": [b"12"], "present": [b"true"], "below": [b"0.2"], "k": [b"x"]}
     assert main.url_values(args, Explorer.param) == {"colour": "type", "query": 12, "present": True,
                                                       "trust_threshold": 0.2}
+
+
+def test_serve_refuses_a_folder_that_is_not_an_atlas(tmp_path, capsys):
+    from galexplore.cli import main as cli
+
+    assert cli(["serve", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not an atlas (no manifest.json)" in err and "galexplore build" in err

@@ -24,7 +24,8 @@ from holoviews.operation.datashader import dynspread, rasterize
 from store import AtlasData
 
 from galexplore.errors import GalexploreError
-from galexplore.explore import EXPORT_FORMATS, combine, export_name, export_selection, find, similar, sky_links
+from galexplore.explore import combine, find, similar, sky_links
+from galexplore.export import EXPORT_FORMATS, export_name, export_selection
 
 hv.extension("bokeh")
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from galexplore.atlas import Atlas, open_atlas
-from galexplore.explore import CutoutSource, MapIndex
+from galexplore.cutouts import CutoutSource
+from galexplore.explore import MapIndex
 
 DEFAULT_ATLAS = Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo"
 # The colourings an astronomer reaches for first, in this order, when the catalog has them.

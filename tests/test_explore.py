@@ -21,20 +21,9 @@ from scipy.spatial import ConvexHull
 from galexplore.atlas import AtlasWriter, file_fingerprint, open_atlas
 from galexplore.config import absolute_paths, load_config, to_toml
 from galexplore.errors import GalexploreError
-from galexplore.explore import (
-    EXPORT_FORMATS,
-    CutoutSource,
-    MapIndex,
-    _votable,
-    _astropy_table,
-    combine,
-    export_name,
-    export_selection,
-    find,
-    parse_position,
-    similar,
-    sky_links,
-)
+from galexplore.cutouts import CutoutSource
+from galexplore.explore import MapIndex, combine, find, parse_position, similar, sky_links
+from galexplore.export import EXPORT_FORMATS, _astropy_table, _votable, export_name, export_selection
 from galexplore.render import lupton_rgb
 from galexplore.simulate import simulate_survey
 from galexplore.survey import open_path

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -71,7 +72,6 @@ def lasso_polygon(data, target: float = 0.16) -> np.ndarray:
 
 def startup_seconds(atlas: Path) -> tuple[float, float]:
     """(seconds until the server answers HTTP, seconds until the first page is served whole)."""
-    import urllib.error
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

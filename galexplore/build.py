@@ -311,7 +311,7 @@ class _Builder:
 
     def downstream(self) -> None:
         from galexplore.neighbors import knn_graph
-        from galexplore.project import PCA, fit_pca, umap_layout
+        from galexplore.project import fit_pca, umap_layout
         from galexplore.scores import (
             anomaly_scores,
             label_availability,

@@ -1,6 +1,6 @@
 """`galexplore build`: every pipeline stage, in order, into one atlas folder.
 
-    simulate -> train -> embed -> reduce -> neighbors -> project -> scores -> catalog
+    simulate -> train -> embed -> reduce -> neighbors -> project -> scores -> probes -> catalog
 
 Each stage has a fingerprint: a hash of the config tables it reads and of its inputs' own
 fingerprints (a file's is its size plus its first and last MiB). A stage whose fingerprint is
@@ -35,7 +35,7 @@ from galexplore.errors import GalexploreError
 from galexplore.io import atomic_path
 from galexplore.training.trainer import Distributed
 
-STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "catalog")
+STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "probes", "catalog")
 WORK = ".work"  # inside the atlas: resumable chunks of unfinished stages (removed when done)
 
 
@@ -406,6 +406,25 @@ class _Builder:
         scores_fp = fingerprint("scores", self.fingerprints["neighbors"], labels_fp, _table(cfg, "anomaly"))
         self._stage("scores", scores_fp, ("scores.npy",), run_scores)
 
+        def run_probes() -> dict[str, Any]:
+            from galexplore.probes import evaluate_probes, predict_all
+
+            table = self.source_catalog()
+            x = np.asarray(writer.reader().embeddings, dtype=np.float32)
+            predictions = predict_all(x, table, seed=cfg.seed)
+            if not predictions:
+                writer.remove("probes.npy")
+                return {"columns": [], "outputs": [], "detail": "no label kind has 20 labelled galaxies: nothing to predict"}
+            names = list(predictions)
+            writer.write_array("probes.npy", np.stack([predictions[n] for n in names], axis=1).astype(np.float32))
+            held_out = evaluate_probes(x, table, seed=cfg.seed)
+            return {"columns": names, "held_out": held_out, "outputs": ["probes.npy"], "detail": ", ".join(names)}
+
+        probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed)
+        # a survey without labels records no output; one with labels, probes.npy
+        probe_outputs = tuple(writer.manifest.get("stages", {}).get("probes", {}).get("outputs", ["probes.npy"]))
+        self._stage("probes", probes_fp, probe_outputs, run_probes)
+
         def run_catalog() -> dict[str, Any]:
             table = self.source_catalog().reset_index(drop=True)
             reader = writer.reader()
@@ -415,6 +434,11 @@ class _Builder:
             scores = np.asarray(reader.array("scores.npy"))
             for j, name in enumerate(score_names):
                 table[name] = scores[:, j]
+            probe_names = writer.manifest["stages"]["probes"]["columns"]
+            if probe_names:
+                probes = np.asarray(reader.array("probes.npy"))
+                for j, name in enumerate(probe_names):
+                    table[name] = probes[:, j]
             if "label_availability" not in table:
                 masks = labelled_masks(table, cfg.trust.labels)
                 table["label_availability"] = label_availability(masks, len(table))
@@ -422,7 +446,7 @@ class _Builder:
             writer.write_catalog(table)
             return {"columns": len(table.columns), "detail": f"{len(table):,} rows x {len(table.columns)} columns"}
 
-        catalog_fp = fingerprint("catalog", self.fingerprints["project"], self.fingerprints["scores"],
+        catalog_fp = fingerprint("catalog", self.fingerprints["project"], self.fingerprints["scores"], self.fingerprints["probes"],
                                  self.fingerprints.get("train"), writer.manifest.get("provenance", {}).get("embeddings"))
         self._stage("catalog", catalog_fp, ("catalog.parquet",), run_catalog)
         writer.set_summary({"n_objects": self.n, "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)}

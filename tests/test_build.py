@@ -96,7 +96,13 @@ def test_build_from_embeddings_writes_a_complete_atlas(given, reference):
     assert int(cat["anomaly_score"].idxmax()) == 17
     assert set(cat["label_availability"].astype(str)) == {"none", "spec-z"}
     stages = atlas.manifest["stages"]
-    assert {"embed", "reduce", "neighbors", "project", "scores", "catalog"} <= set(stages)
+    assert {"embed", "reduce", "neighbors", "project", "scores", "probes", "catalog"} <= set(stages)
+    # a linear photo-z probe from the 200-odd spec-z galaxies predicts every galaxy
+    assert stages["probes"]["columns"] == ["z_phot", "z_phot_width"]
+    labelled = cat["z_spec"].notna()
+    assert np.all(np.isfinite(cat["z_phot"]))
+    assert np.median(np.abs(cat["z_phot"] - cat["z"])[labelled]) < 0.02
+    assert stages["probes"]["held_out"]["z_spec"]["metrics"]["sigma_mad"] < 0.05
 
 
 def test_rerun_skips_every_stage_and_a_change_reruns_only_what_depends_on_it(given, reference, tmp_path):
@@ -104,7 +110,7 @@ def test_rerun_skips_every_stage_and_a_change_reruns_only_what_depends_on_it(giv
     shutil.copytree(reference, out)
     again = _build(given, out)
     assert {r.name: r.status for r in again.stages if r.status != "not needed"} == dict.fromkeys(
-        ("embed", "reduce", "neighbors", "project", "scores", "catalog"), "skipped")
+        ("embed", "reduce", "neighbors", "project", "scores", "probes", "catalog"), "skipped")
     changed = _build(given, out, small_config(project={"min_dist": 0.5}))
     ran = [r.name for r in changed.stages if r.status == "ran"]
     assert ran == ["project", "catalog"]

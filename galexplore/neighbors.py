@@ -13,6 +13,8 @@ row stays zero, similar (0) to everything, never NaN.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ class NeighborGraph:
     nprobe: int | None = None  # for "ivf": the cells scanned per query after tuning
 
 
-class SimilarityIndex:
+class SimilarityIndex(abc.ABC):
     """A search structure over base vectors (N, D): top-k by cosine similarity."""
 
     method: str
@@ -74,8 +76,9 @@ class SimilarityIndex:
             return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
         return self._search(q, k)
 
+    @abc.abstractmethod
     def _search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Top k of unit-length queries q (Q, D): (indices int64, similarities float32), best first."""
 
 
 class FlatIndex(SimilarityIndex):

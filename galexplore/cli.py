@@ -96,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_build)
 
+    p = verbs.add_parser("ablation", help="retrain without each augmentation in turn and probe each",
+                         description="Which augmentations matter: train the config's encoder with all "
+                         "augmentations, without each one in turn, and with rotation + jitter-crop "
+                         "only; probe each with the same linear probes on the same held-out split.")
+    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    p.add_argument("--out", type=Path, help="where the runs and ablation.json go (default data/ablation/<name>)")
+    p.add_argument("--reference-run", type=Path, help="a finished run of the config itself, reused for 'all'")
+    p.add_argument("--variant", action="append", dest="variants", metavar="NAME",
+                   help="run only this variant (repeatable), e.g. 'no noise'")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.set_defaults(run=_ablation)
+
     p = verbs.add_parser("serve", help="serve the explorer app on an atlas (panel serve app/)",
                          description="Serve the explorer on ATLAS: the same as `panel serve app/ --args "
                          "--atlas ATLAS`. Listens on localhost only unless --address says otherwise; "
@@ -199,6 +211,22 @@ def _train(args: argparse.Namespace) -> int:
     if dist.is_main:
         done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
         print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
+    return 0
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    import os
+
+    from galexplore.ablation import format_table, run_ablation
+    from galexplore.config import load_config
+    from galexplore.training.launch import select_device
+
+    cfg = load_config(args.config)
+    out = args.out or Path("data") / "ablation" / cfg.name
+    results = run_ablation(cfg, out, only=args.variants, reference_run=args.reference_run,
+                           device=select_device(args.device, os.environ), log=lambda line: _status(line, final=True))
+    print(format_table(results))
+    print(f"wrote {out / 'ablation.json'}")
     return 0
 
 

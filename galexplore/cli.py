@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_build)
 
+    p = verbs.add_parser("probe", help="linear probes of an atlas's representations, with a label sweep",
+                         description="Fit the linear probes (180-bin photo-z, morphology vote fractions) "
+                         "on a seeded 70%% of the labelled galaxies and score them on the other 30%%, "
+                         "also with only the first N training labels for each --labels count; the result "
+                         "is saved in the atlas as probe_sweep.json.")
+    p.add_argument("atlas", type=Path, help="an atlas folder")
+    p.add_argument("--labels", default="100,300,1000,3000", help="label counts of the sweep (default 100,300,1000,3000)")
+    p.add_argument("--seed", type=int, default=0, help="the split and the subsets (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_probe)
+
     p = verbs.add_parser("ablation", help="retrain without each augmentation in turn and probe each",
                          description="Which augmentations matter: train the config's encoder with all "
                          "augmentations, without each one in turn, and with rotation + jitter-crop "
@@ -127,6 +138,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="read the survey with this config's survey keys")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_inspect)
+
+    p = verbs.add_parser("report", help="write a self-contained HTML report on an atlas",
+                         description="Write report.html (figures embedded, and as PNG files beside it) on "
+                         "an atlas: maps, photo-z, whether trust marks bad predictions, the most anomalous "
+                         "galaxies, held-out probe metrics and build timings.")
+    p.add_argument("atlas", type=Path, help="the atlas folder")
+    p.add_argument("--out", type=Path, help="the report folder (default <atlas>/report)")
+    p.set_defaults(run=_report)
 
     p = verbs.add_parser("montage", help="draw a grid of cutouts as colour composites",
                          description="Draw a grid of cutouts (make_lupton_rgb) with z and type.")
@@ -211,6 +230,40 @@ def _train(args: argparse.Namespace) -> int:
     if dist.is_main:
         done = f"encoder {result.encoder}" if result.encoder else f"stopped at step {result.step}"
         print(f"{run}: step {result.step}/{result.total_steps}, loss {result.last_loss:.4f}, {done}")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from galexplore.atlas import AtlasWriter, open_atlas
+    from galexplore.errors import GalexploreError
+    from galexplore.probes import evaluate_probes
+
+    try:
+        counts = [int(n) for n in args.labels.split(",") if n.strip()]
+    except ValueError:
+        raise GalexploreError(f"--labels {args.labels!r}: expected comma-separated label counts, e.g. 100,300,1000") from None
+    atlas = open_atlas(args.atlas, require=("catalog.parquet", "embeddings.npy"))
+    result = evaluate_probes(atlas.embeddings, atlas.catalog, seed=args.seed, label_counts=counts)
+    AtlasWriter(args.atlas, name=atlas.name).write_json("probe_sweep.json", result)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{atlas.path}: linear probes, seed {args.seed}, {result['test_fraction']:.0%} of each label kind held out")
+    for column in ("z_spec", "p_features", "p_edge_on"):
+        if column not in result:
+            continue
+        entry = result[column]
+        print(f"  {column} ({entry['n_train']} train, {entry['n_test']} test)")
+        for point in [*entry.get("sweep", []), {"n_train": entry["n_train"], "metrics": entry["metrics"]}]:
+            m = point["metrics"]
+            if column == "z_spec":
+                text = f"sigma_MAD {m['sigma_mad']:.4f}  eta {m['outlier_fraction']:.3f}  bias {m['bias']:+.4f}"
+            else:
+                auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
+                text = f"accuracy {m['accuracy']:.3f}  AUC {auc}"
+            print(f"    {point['n_train']:>6} labels: {text}")
     return 0
 
 
@@ -373,6 +426,17 @@ def _inspect(args: argparse.Namespace) -> int:
     with _open(args.path, args.config) as survey:
         summary = summarize_survey(survey)
     print(json.dumps(summary) if args.json else format_summary(summary))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from galexplore.atlas import CATALOG, open_atlas
+    from galexplore.report import write_report
+
+    atlas = open_atlas(args.atlas, require=(CATALOG,))
+    start = time.perf_counter()
+    path = write_report(atlas, args.out or args.atlas / "report")
+    print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -296,3 +296,16 @@ def test_a_build_killed_by_sigkill_resumes_to_the_same_atlas(given, reference, t
     assert again.returncode == 0, again.stderr
     assert "neighbors  skipped" in again.stdout
     _same_atlas(out, reference)
+
+
+def test_cli_probe_sweeps_label_counts_and_saves_them_in_the_atlas(reference, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "atlas"
+    shutil.copytree(reference, out)
+    assert main(["probe", str(out), "--labels", "50,100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [p["n_train"] for p in result["z_spec"]["sweep"]] == [50, 100]
+    assert open_atlas(out).json("probe_sweep.json") == result
+    assert main(["probe", str(out), "--labels", "fifty"]) == 2
+    assert "--labels 'fifty'" in capsys.readouterr().err

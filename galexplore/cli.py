@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-run", type=Path, help="a finished run of the config itself, reused for 'all'")
     p.add_argument("--variant", action="append", dest="variants", metavar="NAME",
                    help="run only this variant (repeatable), e.g. 'no noise'")
+    p.add_argument("--epochs", type=int, help="train every variant for this many epochs (default: the config's)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_ablation)
 
@@ -268,13 +269,22 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _ablation(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
+
+    from galexplore.errors import GalexploreError
 
     from galexplore.ablation import format_table, run_ablation
     from galexplore.config import load_config
     from galexplore.training.launch import select_device
 
     cfg = load_config(args.config)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise GalexploreError(f"--epochs {args.epochs}: expected a positive integer")
+        if args.reference_run is not None:
+            raise GalexploreError("--epochs trains every variant anew; it cannot reuse --reference-run")
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs))
     out = args.out or Path("data") / "ablation" / cfg.name
     results = run_ablation(cfg, out, only=args.variants, reference_run=args.reference_run,
                            device=select_device(args.device, os.environ), log=lambda line: _status(line, final=True))

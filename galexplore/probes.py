@@ -294,6 +294,17 @@ def probe_column(x: np.ndarray, values: np.ndarray, column: str, train_rows: np.
     return ProbeResult(column, MORPHOLOGY, len(train_rows), test_rows, p, None, metrics)
 
 
+def sweep_rows(
+    catalog: Any, column: str, label_counts: Iterable[int], *, seed: int = 0, test_fraction: float = 0.3,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(test_rows, {n: train_rows}) of a label sweep, shared by the probes and the supervised
+    baseline: the finite rows of `column` split by `split_rows(seed)`, and the first n of the train
+    rows' permutation seeded with [seed, 1] (counts above the train size are skipped)."""
+    train, test = split_rows(_labelled_rows(catalog, column), test_fraction, seed)
+    order = np.random.default_rng([seed, 1]).permutation(train)
+    return test, {int(n): order[:n] for n in label_counts if 0 < n <= len(train)}
+
+
 def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction: float = 0.3,
                     label_counts: Iterable[int] | None = None) -> dict[str, Any]:
     """Held-out scores of the linear probes of z_spec, p_features and p_edge_on (each present with
@@ -318,10 +329,10 @@ def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction
         entry: dict[str, Any] = {"kind": result.kind, "n_train": result.n_train, "n_test": len(test),
                                  "metrics": result.metrics}
         if label_counts is not None:
-            order = np.random.default_rng([seed, 1]).permutation(train)
+            _, subsets = sweep_rows(catalog, column, label_counts, seed=seed, test_fraction=test_fraction)
             entry["sweep"] = [
-                {"n_train": int(n), "metrics": probe_column(x, values, column, order[:n], test, seed=seed).metrics}
-                for n in label_counts if 0 < n <= len(train)
+                {"n_train": n, "metrics": probe_column(x, values, column, subset, test, seed=seed).metrics}
+                for n, subset in subsets.items()
             ]
         out[column] = entry
     return out

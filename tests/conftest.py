@@ -17,6 +17,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module: float sums reproducible bit for bit, and a shared
+    2-core machine left to the others."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `gpu` skip, with a reason, on a machine without a CUDA device."""
     gpu_tests = [item for item in items if "gpu" in item.keywords]

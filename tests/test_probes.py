@@ -28,14 +28,7 @@ from galexplore.probes import (
 BIN_WIDTH = Z_MAX / Z_BINS
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core machine; also makes float sums reproducible
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--finetune-scale", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", action="store_true", help="record the result in the atlas (label_efficiency.json)")
     parser.add_argument("--only", choices=["scratch", "finetune", "probe"], nargs="+",
                         default=["scratch", "finetune", "probe"])
     args = parser.parse_args()
@@ -103,6 +104,10 @@ def main() -> None:
                     ssl = [(e["n_train"], e["metrics"][metric]) for e in curves[name]]
                     out["label_efficiency"][f"{name}_vs_scratch_{metric}"] = label_efficiency(ssl, base)
     print(json.dumps(out, indent=1))
+    if args.save:
+        from galexplore.atlas import AtlasWriter
+
+        AtlasWriter(args.atlas, name=atlas.name).write_json("label_efficiency.json", out)
 
 
 if __name__ == "__main__":

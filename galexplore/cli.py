@@ -117,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", dest="variants", metavar="NAME",
                    help="run only this variant (repeatable), e.g. 'no noise'")
     p.add_argument("--epochs", type=int, help="train every variant for this many epochs (default: the config's)")
+    p.add_argument("--atlas", type=Path, help="also record the results in this atlas (ablation.json), for its report")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.set_defaults(run=_ablation)
 
@@ -290,6 +291,11 @@ def _ablation(args: argparse.Namespace) -> int:
                            device=select_device(args.device, os.environ), log=lambda line: _status(line, final=True))
     print(format_table(results))
     print(f"wrote {out / 'ablation.json'}")
+    if args.atlas is not None:
+        from galexplore.atlas import AtlasWriter, open_atlas
+
+        AtlasWriter(args.atlas, name=open_atlas(args.atlas, require=()).name).write_json("ablation.json", results)
+        print(f"recorded in {args.atlas}")
     return 0
 
 

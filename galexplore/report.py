@@ -374,7 +374,78 @@ def anomalies_section(atlas: Atlas, folder: Path) -> Section:
 
 
 #: the report's sections, in order; append to add one
-SECTIONS: list[SectionFunction] = [overview_section, probes_section, maps_section, photoz_section, trust_section,
+def label_sweep_section(atlas: Atlas, folder: Path) -> Section:
+    """Photo-z against the number of labels: the linear probe (`galexplore probe`) and, when recorded,
+    the supervised baseline and fine-tuning (bench/label_efficiency.py --save)."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    if atlas.has("label_efficiency.json"):
+        curves.update(atlas.json("label_efficiency.json").get("curves", {}))
+    if "probe" not in curves and atlas.has("probe_sweep.json"):
+        sweep = atlas.json("probe_sweep.json").get("z_spec", {}).get("sweep")
+        if sweep:
+            curves["probe"] = sweep
+    if not curves:
+        raise SectionSkipped("the atlas has no label sweep (run `galexplore probe ATLAS`)")
+    names = {"probe": "linear probe (frozen MoCo)", "finetune": "MoCo fine-tuned", "scratch": "supervised from scratch"}
+    fig = _new_figure(9, 3.4)
+    axes = fig.subplots(1, 2)
+    rows = []
+    for key, points in curves.items():
+        n = [p["n_train"] for p in points]
+        for ax, metric in zip(axes, ("sigma_mad", "outlier_fraction")):
+            ax.plot(n, [p["metrics"][metric] for p in points], marker="o", label=names.get(key, key))
+        rows += [{"method": names.get(key, key), "labels": p["n_train"], **{k: v for k, v in p["metrics"].items() if k != "n"}}
+                 for p in points]
+    for ax, metric in zip(axes, ("sigma_MAD", "outlier fraction (|dz| > 0.05)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("spec-z labels used for training")
+        ax.set_ylabel(metric)
+    axes[0].legend(fontsize=8)
+    _, fig_html = figure(folder, "label_sweep.png", _png(fig),
+                         "Photo-z on the same held-out galaxies against the number of training labels, per method.")
+    parts = [fig_html, table(pd.DataFrame(rows))]
+    if atlas.has("label_efficiency.json"):
+        factors = atlas.json("label_efficiency.json").get("label_efficiency", {})
+        lines = [{"comparison": key, "labels": e["n"], "supervised labels needed": e["n_needed"],
+                  "factor": e["factor"], "why none": e.get("reason") or ""}
+                 for key, entries in factors.items() for e in entries]
+        if lines:
+            parts += ["<h3>Label efficiency: how many labels the supervised baseline needs to match</h3>",
+                      table(pd.DataFrame(lines))]
+    return Section("Labels and photo-z", "\n".join(parts), [folder / "label_sweep.png"])
+
+
+def ablation_section(atlas: Atlas, folder: Path) -> Section:
+    """Which augmentations matter: the probes of encoders trained without each one
+    (`galexplore ablation CONFIG --atlas ATLAS`)."""
+    if not atlas.has("ablation.json"):
+        raise SectionSkipped("the atlas has no ablation (run `galexplore ablation CONFIG --atlas ATLAS`)")
+    variants = atlas.json("ablation.json")["variants"]
+    rows = []
+    for name, info in variants.items():
+        probes = info["probes"]
+        row = {"variant": name}
+        if "z_spec" in probes:
+            row["sigma_mad"] = probes["z_spec"]["metrics"]["sigma_mad"]
+            row["outlier_fraction"] = probes["z_spec"]["metrics"]["outlier_fraction"]
+        for column in ("p_features", "p_edge_on"):
+            if column in probes:
+                row[f"{column} accuracy"] = probes[column]["metrics"]["accuracy"]
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    metrics = [c for c in ("sigma_mad", "outlier_fraction", "p_features accuracy") if c in frame]
+    fig = _new_figure(3.2 * len(metrics), 0.45 * len(frame) + 1.2)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), sharey=True))
+    for ax, metric in zip(axes, metrics):
+        ax.barh(frame["variant"], frame[metric], color="#4c72b0")
+        ax.set_xlabel(metric)
+        ax.invert_yaxis()
+    _, fig_html = figure(folder, "ablation.png", _png(fig),
+                         "Held-out probe metrics of encoders trained with each augmentation left out (same seed and steps).")
+    return Section("Which augmentations matter", fig_html + table(frame), [folder / "ablation.png"])
+
+
+SECTIONS: list[SectionFunction] = [overview_section, probes_section, maps_section, photoz_section, trust_section, label_sweep_section, ablation_section,
                                    anomalies_section]
 
 _STYLE = """

@@ -151,3 +151,31 @@ def test_cli_report_on_a_folder_that_is_not_an_atlas_exits_2_with_one_line(tmp_p
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "no manifest.json" in captured.err
     assert not (tmp_path / "r").exists()
+
+
+def test_label_sweep_and_ablation_sections_draw_what_the_atlas_records(atlas_path, tmp_path):
+    import shutil
+
+    from galexplore.atlas import AtlasWriter
+    from galexplore.report import ablation_section, label_sweep_section
+
+    folder = tmp_path / "atlas"
+    shutil.copytree(atlas_path, folder)
+    writer = AtlasWriter(folder, name="report-test")
+    curve = [{"n_train": n, "metrics": {"sigma_mad": s, "outlier_fraction": e, "bias": 0.0, "n": 60}}
+             for n, s, e in ((50, 0.05, 0.3), (100, 0.04, 0.2))]
+    writer.write_json("probe_sweep.json", {"z_spec": {"sweep": curve}})
+    writer.write_json("ablation.json", {"variants": {
+        name: {"probes": {"z_spec": {"metrics": {"sigma_mad": s, "outlier_fraction": 0.1}},
+                          "p_features": {"metrics": {"accuracy": a}}}}
+        for name, s, a in (("all", 0.03, 0.9), ("no noise", 0.04, 0.8))}})
+    atlas = open_atlas(folder)
+    out = tmp_path / "report"
+    out.mkdir()
+    sweep = label_sweep_section(atlas, out)
+    ablation = ablation_section(atlas, out)
+    for section, name in ((sweep, "label_sweep.png"), (ablation, "ablation.png")):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+        assert "<figcaption>" in section.html
+    assert "0.04" in sweep.html and "no noise" in ablation.html

@@ -39,7 +39,6 @@ UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
 HOVER_COLUMNS = ("object_id", "z_spec", "type", "trust", "anomaly_score")
 TABLE_PAGE = 15
-HOVER_ROWS_MAX = 250_000
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 GALLERY_COLUMNS = 4
 
@@ -119,10 +118,9 @@ class Explorer(param.Parameterized):
                 cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=SELECT_TOOLS)
         else:
             aggregator = ds.count() if column is None else ds.mean(column)
-            # hover shows the galaxy under the cursor (selector) up to HOVER_ROWS_MAX galaxies; beyond,
-            # the selector's per-render cost breaks the 0.5 s budget and hover shows the pixel's value
-            select = {"selector": ds.first("umap_x")} if self.data.n <= HOVER_ROWS_MAX else {}
-            raster = rasterize(points, aggregator=aggregator, **select, **common)
+            # hover shows the pixel's position and value; HoloViews' `selector` (the galaxy under the
+            # cursor) shows every field as undefined on this stack (holoviews 1.23, bokeh 3.9)
+            raster = rasterize(points, aggregator=aggregator, **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
                 cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm=cnorm, colorbar=True,
                 tools=["hover", *SELECT_TOOLS], clabel="galaxies per pixel" if column is None else column)

@@ -183,3 +183,18 @@ def test_a_presentation_url_reopens_the_same_view(page, served):
     page.screenshot(path=ARTIFACTS / "browser-presentation.png")
     assert "galaxy=7" in page.url and "colour=type" in page.url
     assert page.console_errors == []
+
+
+def test_hovering_the_map_shows_the_position_and_the_pixels_value(page, served):
+    from PIL import Image
+
+    _open(page, f"{served}?colour=density")
+    box = _frame(page)
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")).astype(int)
+    background = np.median(shot.reshape(-1, 3), axis=0)
+    filled = np.argwhere(np.abs(shot - background).sum(axis=2) > 120)  # a pixel with galaxies
+    y, x = filled[len(filled) // 2]
+    page.mouse.move(box["x"] + x + 0.5, box["y"] + y + 0.5)
+    tooltip = _wait_text(page, re.compile(r"umap_x:\s*-?[\d.]+"))
+    assert "undefined" not in tooltip
+    page.screenshot(path=ARTIFACTS / "browser-hover.png")

@@ -26,11 +26,12 @@ def warm() -> None:
     except GalexploreError:
         return  # the page will say what is wrong
     canvas = ds.Canvas(plot_width=400, plot_height=400)
-    for colouring in data.colourings.values():  # compile datashader's kernels once per process
-        column = colouring.column
-        if colouring.kind == "continuous":
-            canvas.points(data.catalog[["umap_x", "umap_y", column]], "umap_x", "umap_y", agg=ds.mean(column))
+    # compile datashader's kernels once per process: the count and a float mean (the first page's
+    # colouring); other dtypes compile on first use
     canvas.points(data.catalog[["umap_x", "umap_y"]], "umap_x", "umap_y", agg=ds.count())
+    first = next((c.column for c in data.colourings.values() if c.kind == "continuous"), None)
+    if first is not None:
+        canvas.points(data.catalog[["umap_x", "umap_y", first]], "umap_x", "umap_y", agg=ds.mean(first))
 
 
 threading.Thread(target=warm, name="galexplore-warm", daemon=True).start()

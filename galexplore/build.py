@@ -166,7 +166,7 @@ class _Builder:
         survey_fp = _path_fingerprint(cfg.resolve(cfg.survey.path))
         with open_survey(cfg) as survey:
             self.n = len(survey)
-            self.source_catalog = lambda: _survey_catalog(cfg)
+            self.source_catalog = _read_once(lambda: _survey_catalog(cfg))
             if self.writer is not None:
                 self.writer.set("provenance", {
                     "config": to_toml(absolute_paths(cfg)),
@@ -288,7 +288,7 @@ class _Builder:
                 f"expected one catalog row per embedding, in the same order"
             )
         self.n = len(array)
-        self.source_catalog = lambda: _given_catalog(catalog, self.config)
+        self.source_catalog = _read_once(lambda: _given_catalog(catalog, self.config))
         source_fp = [file_fingerprint(embeddings), file_fingerprint(catalog)]
         self.writer.set("provenance", {
             "config": to_toml(absolute_paths(self.config)),
@@ -348,8 +348,8 @@ class _Builder:
             self._not_needed("reduce", f"embed.pca_dim = {cfg.embed.pca_dim}: search on all {dim} dimensions")
         space = "embeddings_reduced.npy" if reduce else "embeddings.npy"
 
-        def search_space() -> np.ndarray:
-            return np.ascontiguousarray(writer.reader().array(space), dtype=np.float32)
+        # read once, after the reduce stage has (or has not) written it; shared by the stages below
+        search_space = _read_once(lambda: np.ascontiguousarray(writer.reader().array(space), dtype=np.float32))
 
         nb = cfg.neighbors
 
@@ -455,6 +455,20 @@ class _Builder:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _read_once(read: Callable[[], Any]) -> Callable[[], Any]:
+    """`read`, called on first use only; later calls return the same result (a shallow copy of a
+    DataFrame, so a stage that adds columns does not change what the next stage reads)."""
+    cache: list[Any] = []
+
+    def once() -> Any:
+        if not cache:
+            cache.append(read())
+        value = cache[0]
+        return value.copy(deep=False) if isinstance(value, pd.DataFrame) else value
+
+    return once
 
 
 def peak_memory_mb() -> float | None:

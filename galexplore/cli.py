@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("simulate", help="write a simulated ugriz survey (GalSim) with truth",
                          description="Simulate an SDSS-like survey into an HDF5 file that the "
                          "survey reader takes. Interrupted runs resume where they stopped.")
-    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    _config_argument(p)
     p.add_argument("--out", type=Path, required=True, help="the survey file to write (.h5)")
     p.add_argument("--n", type=int, help="number of galaxies (default: the config's simulate.n)")
     p.add_argument("--workers", type=int, help="processes (default: the config's simulate.workers)")
@@ -57,14 +57,14 @@ def _parser() -> argparse.ArgumentParser:
                          description="Train a MoCo v2 encoder on the config's survey. Resumes from "
                          "the run folder's latest checkpoint unless --restart. Under torchrun, each "
                          "process trains on its share of every batch (nccl on GPUs, gloo on CPUs).")
-    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    _config_argument(p)
     p.add_argument("--out", type=Path, help="the run folder (default data/runs/<config name>)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true",
                        help="continue from the run folder's latest checkpoint (the default)")
     start.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    _device_argument(p)
     p.set_defaults(run=_train)
 
     for verb, *what in (
@@ -87,13 +87,13 @@ def _parser() -> argparse.ArgumentParser:
                          "neighbours, project with UMAP, score trust and anomalies, and write the "
                          "catalog: one atlas folder. Stages already up to date are skipped; an "
                          "interrupted build resumes. Under torchrun every process trains and embeds.")
-    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    _config_argument(p)
     p.add_argument("--out", type=Path, help="the atlas folder (default data/atlas/<config name>)")
     p.add_argument("--run", type=Path, dest="run_folder",
                    help="the training run folder (default <atlas>.run beside it)")
     p.add_argument("--embeddings", type=Path, help="start from these representations (.npy, N x D) ...")
     p.add_argument("--catalog", type=Path, help="... and this catalog of the same N rows (.csv, .fits, .parquet)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    _device_argument(p)
     p.set_defaults(run=_build)
 
     p = verbs.add_parser("probe", help="linear probes of an atlas's representations, with a label sweep",
@@ -111,14 +111,14 @@ def _parser() -> argparse.ArgumentParser:
                          description="Which augmentations matter: train the config's encoder with all "
                          "augmentations, without each one in turn, and with rotation + jitter-crop "
                          "only; probe each with the same linear probes on the same held-out split.")
-    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+    _config_argument(p)
     p.add_argument("--out", type=Path, help="where the runs and ablation.json go (default data/ablation/<name>)")
     p.add_argument("--reference-run", type=Path, help="a finished run of the config itself, reused for 'all'")
     p.add_argument("--variant", action="append", dest="variants", metavar="NAME",
                    help="run only this variant (repeatable), e.g. 'no noise'")
     p.add_argument("--epochs", type=int, help="train every variant for this many epochs (default: the config's)")
     p.add_argument("--atlas", type=Path, help="also record the results in this atlas (ablation.json), for its report")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    _device_argument(p)
     p.set_defaults(run=_ablation)
 
     p = verbs.add_parser("serve", help="serve the explorer app on an atlas (panel serve app/)",
@@ -159,6 +159,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which cutouts are drawn (default 0)")
     p.set_defaults(run=_montage)
     return parser
+
+
+def _config_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="a TOML config, e.g. pipelines/demo.toml")
+
+
+def _device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
 
 
 _last_status = [0.0]

@@ -37,10 +37,12 @@ CATEGORY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c5
 SELECTION_COLOUR = "#00e5ff"
 UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
-HOVER_COLUMNS = ("object_id", "z_spec", "type", "trust", "anomaly_score")
+HOVER_COLUMNS = ("object_id", "z_spec", "z_phot", "type", "p_features", "trust", "anomaly_score")
+HOVER_REACH = 0.012  # a galaxy is "under the cursor" within this share of the view's width and height
 TABLE_PAGE = 15
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 GALLERY_COLUMNS = 4
+HOVER_HINT = "<span style='opacity:0.6'>point at a galaxy to see its values; click it for similar galaxies</span>"
 
 
 class Explorer(param.Parameterized):
@@ -69,9 +71,12 @@ class Explorer(param.Parameterized):
         params.setdefault("hist_column", "z_spec" if "z_spec" in numeric else (numeric or [None])[0])
         super().__init__(**params)
         self.selection = np.zeros(0, dtype=np.int64)
+        self.hovered = -1  # the row under the cursor (-1: none)
         self.timings: dict[str, float] = {}  # the last server-side latency of each interaction, seconds
         self.streams: dict[str, hv.streams.Stream] = {}  # this build's lasso, box, tap and view streams
         self.message = pn.pane.Alert("", alert_type="light", visible=False, sizing_mode="stretch_width")
+        self._under_cursor = pn.pane.HTML(HOVER_HINT, sizing_mode="stretch_width", height=28,
+                                          css_classes=["under-cursor"], margin=(2, 10))
         self._selection_pipe = hv.streams.Pipe(data=self._points_frame([]))
         self._marks_pipe = hv.streams.Pipe(data=self._marks_frame())
         self._map_pane = pn.pane.HoloViews(sizing_mode="stretch_both", min_height=500)
@@ -138,11 +143,13 @@ class Explorer(param.Parameterized):
     def _streams(self, raster: hv.DynamicMap) -> None:
         """Lasso, box, tap and view streams on this build's displayed map (never on a shared element)."""
         self.streams = {"lasso": hv.streams.Lasso(source=raster), "box": hv.streams.BoundsXY(source=raster),
-                        "tap": hv.streams.Tap(source=raster), "range": hv.streams.RangeXY(source=raster)}
+                        "tap": hv.streams.Tap(source=raster), "range": hv.streams.RangeXY(source=raster),
+                        "pointer": hv.streams.PointerXY(source=raster)}
         self.streams["lasso"].add_subscriber(lambda geometry=None: self.lasso(geometry))
         self.streams["box"].add_subscriber(lambda bounds=None: self.box(bounds))
         self.streams["tap"].add_subscriber(lambda x=None, y=None: self.click(x, y))
         self.streams["range"].add_subscriber(self._on_range)
+        self.streams["pointer"].add_subscriber(lambda x=None, y=None: self.hover(x, y))
 
     def _on_range(self, x_range: tuple | None = None, y_range: tuple | None = None) -> None:
         if x_range and y_range and None not in (*x_range, *y_range):
@@ -261,6 +268,20 @@ class Explorer(param.Parameterized):
         self.query = row
         self.timings["click"] = time.perf_counter() - start
 
+    def hover(self, x: float | None, y: float | None) -> None:
+        """The galaxy under the cursor: the nearest one, when it lies within reach of the pointer
+        (`HOVER_REACH` of the view), shown as one line of its catalog values."""
+        if x is None or y is None:
+            return
+        start = time.perf_counter()
+        (x0, x1), (y0, y1) = self._ranges()
+        row, _ = self.data.index.nearest(x, y)
+        gx, gy = self.data.catalog["umap_x"].iat[row], self.data.catalog["umap_y"].iat[row]
+        near = abs(gx - x) <= HOVER_REACH * (x1 - x0) and abs(gy - y) <= HOVER_REACH * (y1 - y0)
+        self.hovered = row if near else -1
+        self._under_cursor.object = _hover_line(self.data.catalog.iloc[row]) if near else HOVER_HINT
+        self.timings["hover"] = time.perf_counter() - start
+
     def search(self, text: str) -> None:
         """An object_id or a sky position (degrees or sexagesimal), snapped to the nearest galaxy."""
         try:
@@ -361,7 +382,7 @@ class Explorer(param.Parameterized):
         sidebar.visible = not self.present
         details = pn.Tabs(("Galaxy", self._gallery), ("Selection", self.selection_panel()),
                           sizing_mode="stretch_height", width=480)
-        page = pn.Row(sidebar, pn.Column(self.message, self._map_pane, sizing_mode="stretch_both"), details,
+        page = pn.Row(sidebar, pn.Column(self.message, self._map_pane, self._under_cursor, sizing_mode="stretch_both"), details,
                       sizing_mode="stretch_both", css_classes=["galexplore"])
 
         def presenting(event: param.parameterized.Event) -> None:
@@ -376,7 +397,7 @@ class Explorer(param.Parameterized):
 
 def _cell(value: object) -> str:
     """A catalog value as escaped HTML text (catalog strings are never markup)."""
-    if isinstance(value, float):
+    if isinstance(value, (float, np.floating)):
         return "" if np.isnan(value) else f"{value:.5g}"
     return html.escape(str(value))
 
@@ -384,6 +405,15 @@ def _cell(value: object) -> str:
 def _record_table(record: pd.Series) -> str:
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_cell(v)}</td></tr>" for k, v in record.items())
     return f"<table style='font-size:90%'>{rows}</table>"
+
+
+def _hover_line(record: pd.Series) -> str:
+    """One line of a galaxy's values for the pointer: its id, then the hover columns it has."""
+    parts = [f"<b>{_cell(record['object_id'])}</b>"]
+    for column in HOVER_COLUMNS[1:]:
+        if column in record and not (isinstance(record[column], float) and np.isnan(record[column])):
+            parts.append(f"{html.escape(column)} {_cell(record[column])}")
+    return "under the cursor: " + " · ".join(parts)
 
 
 def _caption(record: pd.Series, similarity: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -109,6 +110,26 @@ def test_a_click_shows_the_nearest_galaxy_and_its_similar_ones(explorer):
     np.testing.assert_allclose(marks["umap_x"].iloc[:-1], cat["umap_x"].iloc[expected])
     explorer.select_similar()
     assert sorted(explorer.selection) == sorted([*expected, explorer.query])
+
+
+def test_pointing_at_a_galaxy_shows_its_values_and_empty_space_shows_none(explorer):
+    cat = explorer.data.catalog
+    explorer.view = ""
+    x, y = cat["umap_x"].iloc[200], cat["umap_y"].iloc[200]
+    explorer.streams["pointer"].event(x=x + 1e-6, y=y)
+    assert explorer.hovered == 200
+    line = explorer._under_cursor.object
+    assert cat["object_id"].iloc[200] in line and f"z_spec {cat['z_spec'].iloc[200]:.5g}" in line
+    assert not re.search(r"\d\.\d{6,}", line)  # every value (float32 ones too) to 5 significant digits
+    x0, x1, y0, y1 = explorer.data.bounds
+    explorer.streams["pointer"].event(x=x1 + 10 * (x1 - x0), y=y1)  # far outside the map
+    assert explorer.hovered == -1 and "point at a galaxy" in explorer._under_cursor.object
+
+
+def test_hover_text_is_escaped(explorer):
+    hostile = int(np.flatnonzero(explorer.data.catalog["type"].str.startswith("<script"))[0])
+    explorer.hover(explorer.data.catalog["umap_x"].iloc[hostile], explorer.data.catalog["umap_y"].iloc[hostile])
+    assert "<script>" not in explorer._under_cursor.object and "&lt;script&gt;" in explorer._under_cursor.object
 
 
 def test_a_colour_change_rebuilds_with_fresh_streams_and_keeps_the_view(explorer):

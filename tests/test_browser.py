@@ -185,7 +185,7 @@ def test_a_presentation_url_reopens_the_same_view(page, served):
     assert page.console_errors == []
 
 
-def test_hovering_the_map_shows_the_position_and_the_pixels_value(page, served):
+def test_hovering_the_map_shows_the_pixels_value_and_the_galaxy_under_the_cursor(page, served):
     from PIL import Image
 
     _open(page, f"{served}?colour=density")
@@ -197,4 +197,6 @@ def test_hovering_the_map_shows_the_position_and_the_pixels_value(page, served):
     page.mouse.move(box["x"] + x + 0.5, box["y"] + y + 0.5)
     tooltip = _wait_text(page, re.compile(r"umap_x:\s*-?[\d.]+"))
     assert "undefined" not in tooltip
+    line = _wait_text(page, re.compile(r"under the cursor: 5\d\d\d"))  # the galaxy's own object_id
+    assert "type" in line
     page.screenshot(path=ARTIFACTS / "browser-hover.png")

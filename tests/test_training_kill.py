@@ -35,15 +35,21 @@ def train_command(config: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "galexplore.cli", "train", str(config), "--out", str(out), "--device", "cpu"]
 
 
-def losses(run: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+def run(command: list[str], env: dict[str, str]) -> None:
+    """Run a CLI command; on failure, fail with its stderr (the traceback), not only its status."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}"
+
+
+def losses(folder: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(train_command(config, tmp_path / "whole"), check=True, capture_output=True, env=env, timeout=600)
+    run(train_command(config, tmp_path / "whole"), env)
 
     cut = tmp_path / "cut"
     proc = subprocess.Popen(train_command(config, cut), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -57,7 +63,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     kept = sorted((cut / "checkpoints").glob("step-*.pt"))
     assert kept and all(load_checkpoint(p)["step"] >= 1 for p in kept)  # none half-written
 
-    subprocess.run(train_command(config, cut), check=True, capture_output=True, env=env, timeout=600)
+    run(train_command(config, cut), env)
     whole, resumed = losses(tmp_path / "whole"), losses(cut)
     assert resumed == whole  # every step's loss, bitwise, with no step logged twice
     a = load_checkpoint(tmp_path / "whole" / "encoder.pt")["backbone"]

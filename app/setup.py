@@ -17,21 +17,17 @@ from store import load  # noqa: E402
 
 
 def warm() -> None:
-    import datashader as ds
-
     from galexplore.errors import GalexploreError
 
     try:
         data = load(atlas_path(sys.argv))
     except GalexploreError:
         return  # the page will say what is wrong
-    canvas = ds.Canvas(plot_width=400, plot_height=400)
-    # compile datashader's kernels once per process: the count and a float mean (the first page's
-    # colouring); other dtypes compile on first use
-    canvas.points(data.catalog[["umap_x", "umap_y"]], "umap_x", "umap_y", agg=ds.count())
-    first = next((c.column for c in data.colourings.values() if c.kind == "continuous"), None)
-    if first is not None:
-        canvas.points(data.catalog[["umap_x", "umap_y", first]], "umap_x", "umap_y", agg=ds.mean(first))
+    # first what the first page shows (the density underlay and the default colouring), then the
+    # rest, so that no session's first colour change waits for a compilation
+    first = next((name for name, c in data.colourings.items() if c.kind == "continuous"), None)
+    data.warm([None, first] if first else [None])
+    data.warm()
 
 
 threading.Thread(target=warm, name="galexplore-warm", daemon=True).start()

@@ -50,26 +50,45 @@ class AtlasData:
     _points: dict[str | None, object] = field(default_factory=dict)
     _points_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def points(self, name: str | None, hover: tuple[str, ...] = ()) -> object:
-        """The map's points carrying colouring `name`'s column (None: coordinates only) and the
-        hover columns: one HoloViews element per colouring per process, shared by every session
-        (streams attach to each session's own rasterized output, never to these)."""
+    def points(self, name: str | None) -> object:
+        """The map's points carrying colouring `name`'s column (None: coordinates only): one
+        HoloViews element per colouring per process, shared by every session (streams attach to
+        each session's own rasterized output, never to these)."""
         import holoviews as hv
 
         with self._points_lock:
             if name not in self._points:
                 colouring = self.colourings[name] if name is not None else Colouring(None, "density")
                 column = colouring.column
+                frame = self.catalog[["umap_x", "umap_y"]].copy()
                 if colouring.kind == "categorical":
-                    frame = self.catalog[["umap_x", "umap_y"]].copy()
                     frame[column] = self.catalog[column].astype(str).astype(pd.CategoricalDtype(list(colouring.categories)))
-                    element = hv.Points(frame, ["umap_x", "umap_y"], [column])
-                else:
-                    extra = [c for c in hover if c in self.catalog and c != column]
-                    vdims = ([column] if column else []) + (extra if name is not None else [])
-                    element = hv.Points(self.catalog[["umap_x", "umap_y", *vdims]], ["umap_x", "umap_y"], vdims)
-                self._points[name] = element
+                elif column is not None:
+                    frame[column] = self.catalog[column]
+                self._points[name] = hv.Points(frame, ["umap_x", "umap_y"], [column] if column else [])
             return self._points[name]
+
+    def warm(self, names: list[str | None] | None = None) -> None:
+        """Prepare colourings `names` (default: all) before anyone asks: their shared points, and
+        datashader's kernels for their aggregators and for spreading their aggregates (compiled
+        once per kernel and dtype per process, about a second each), so a session's first change
+        to them costs what later ones do."""
+        import datashader as ds
+        import datashader.transfer_functions as tf
+
+        canvas = ds.Canvas(plot_width=64, plot_height=64)
+        for name in list(self.colourings) if names is None else names:
+            colouring = self.colourings[name] if name is not None else Colouring(None, "density")
+            frame = self.points(name).data
+            column = colouring.column
+            if colouring.kind == "categorical":
+                aggregator = ds.by(column, ds.count())
+            else:
+                aggregator = ds.count() if column is None else ds.mean(column)
+            aggregate = canvas.points(frame, "umap_x", "umap_y", agg=aggregator)
+            flat = aggregate if aggregate.ndim == 2 else aggregate.sum(dim=column)
+            tf.dynspread(flat, threshold=0.6, max_px=2)  # measures the density...
+            tf.spread(flat, px=1)  # ...and spreads (a dense 64 x 64 canvas would not need to)
 
     @property
     def name(self) -> str:

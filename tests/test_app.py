@@ -215,3 +215,14 @@ def test_serve_refuses_a_folder_that_is_not_an_atlas(tmp_path, capsys):
     assert cli(["serve", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not an atlas (no manifest.json)" in err and "galexplore build" in err
+
+
+def test_warming_prepares_every_colouring_with_its_values(atlas):
+    from store import load
+
+    data = load(atlas)
+    data.warm()
+    assert set(data._points) >= set(data.colourings)
+    type_points = data.points("type").data
+    assert list(type_points["type"].cat.categories) == list(data.colourings["type"].categories)
+    np.testing.assert_array_equal(data.points("z_spec").data["z_spec"], data.catalog["z_spec"])

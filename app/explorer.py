@@ -136,7 +136,7 @@ class Explorer(param.Parameterized):
         self._streams(shown)
         return (base * self._trust_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
                 * self._marks_layer()).opts(
-            hv.opts.Overlay(responsive=True, min_height=500,
+            hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
                             xlabel="UMAP 1", ylabel="UMAP 2", active_tools=["wheel_zoom", "pan"],
                             bgcolor="#111111", title=""))
 

@@ -27,6 +27,7 @@ def warm() -> None:
     # rest, so that no session's first colour change waits for a compilation
     first = next((name for name, c in data.colourings.items() if c.kind == "continuous"), None)
     data.warm([None, first] if first else [None])
+    data.index.build()  # clicks, hovers and searches
     data.warm()
 
 

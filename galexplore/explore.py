@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -54,24 +55,42 @@ class MapIndex:
         self._order = by_x.astype(np.int64)               # (M,) rows by increasing x
         self._xs, self._ys = x[by_x], y[by_x]             # (M,) their coordinates
         self._map_rows = on_map.astype(np.int64)
-        self._map_tree = cKDTree(np.column_stack([x[on_map], y[on_map]])) if on_map.size else None
-        # Sky: unit vectors (3-D), where the nearest chord is the nearest angle, across RA = 0/360
-        # and at the poles alike.
+        self._x, self._y = x, y
         on_sky = np.flatnonzero(np.isfinite(ra) & np.isfinite(dec))
         self._ra, self._dec = ra, dec
         self._sky_rows = on_sky.astype(np.int64)
-        self._sky_tree = cKDTree(unit_vectors(ra[on_sky], dec[on_sky])) if on_sky.size else None
+        self._trees: dict[str, cKDTree | None] = {}
+        self._trees_lock = threading.Lock()
+
+    def _tree(self, which: str) -> cKDTree | None:
+        """The k-d tree of the map or the sky (None when no galaxy has such coordinates), built on
+        first use (about half a second each for 10^6), so loading an atlas does not wait for them."""
+        with self._trees_lock:
+            if which not in self._trees:
+                if which == "map":
+                    rows = self._map_rows
+                    points = np.column_stack([self._x[rows], self._y[rows]])
+                else:  # sky: unit vectors, where the nearest chord is the nearest angle, across RA = 0/360 and the poles
+                    rows = self._sky_rows
+                    points = unit_vectors(self._ra[rows], self._dec[rows])
+                self._trees[which] = cKDTree(points) if rows.size else None
+            return self._trees[which]
+
+    def build(self) -> None:
+        """Build both trees now (a server warms them in the background)."""
+        self._tree("map"), self._tree("sky")
 
     def __len__(self) -> int:
         return self.n
 
     def nearest(self, x: float, y: float) -> tuple[int, float]:
         """The row nearest map point (x, y) and its distance in map units."""
-        if self._map_tree is None:
+        tree = self._tree("map")
+        if tree is None:
             raise GalexploreError("no galaxy has map coordinates")
         if not (math.isfinite(x) and math.isfinite(y)):
             raise GalexploreError(f"map point ({x}, {y}) is not finite")
-        distance, k = self._map_tree.query([float(x), float(y)])
+        distance, k = tree.query([float(x), float(y)])
         return int(self._map_rows[k]), float(distance)
 
     def in_box(self, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
@@ -111,11 +130,12 @@ class MapIndex:
 
     def nearest_sky(self, ra: float, dec: float) -> tuple[int, float]:
         """The row nearest sky position (ra, dec) in degrees, and its separation in arcsec."""
-        if self._sky_tree is None:
+        tree = self._tree("sky")
+        if tree is None:
             raise GalexploreError("no galaxy has sky coordinates")
         if not (math.isfinite(ra) and math.isfinite(dec)):
             raise GalexploreError(f"sky position ({ra}, {dec}) is not finite")
-        _, k = self._sky_tree.query(unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0])
+        _, k = tree.query(unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0])
         row = int(self._sky_rows[k])
         return row, angular_separation(ra, dec, self._ra[row], self._dec[row]) * ARCSEC_PER_RADIAN
 

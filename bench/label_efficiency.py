@@ -1,14 +1,19 @@
-"""Label efficiency on an atlas: photo-z of the supervised baseline, the fine-tuned MoCo encoder and the linear probe.
+"""Label efficiency on an atlas: photo-z and morphology of the supervised baseline, the fine-tuned MoCo encoder and the linear probe.
 
     .venv/bin/python bench/label_efficiency.py [ATLAS] [--counts 100 300 1000 3000] [--epochs 2]
-        [--min-steps 80] [--threads 2]
+        [--min-steps 80] [--threads 2] [--tasks redshift morphology] [--seeds 0 1 2] [--save]
 
-For each label count n (the probes' seed-0 split and subsets, `galexplore.probes.sweep_rows`):
-(a) the encoder's architecture trained from scratch on the n labelled galaxies, (b) the atlas's
-MoCo encoder fine-tuned on them (backbone at --finetune-scale x the head's learning rate), and
-(c) the linear probe on the atlas's frozen embeddings; each scored on the same test rows. Then
-`label_efficiency` of (c) and of (b) against (a), on sigma_MAD and on the outlier fraction.
-Prints one JSON object; every run's wall time is in it.
+For each task (redshift: z_spec, scored by sigma_MAD, outlier fraction and bias; morphology:
+p_features, scored by accuracy and ROC AUC of the majority vote) and each label count n (the
+probes' seed-0 split and subsets, `galexplore.probes.sweep_rows`): (a) the encoder's
+architecture trained from scratch on the n labelled galaxies, (b) the atlas's MoCo encoder
+fine-tuned on them (backbone at --finetune-scale x the head's learning rate), and (c) the linear
+probe on the atlas's frozen embeddings; each scored on the same test rows. Each --seeds value
+repeats every point: for (a) and (b) the training seed (weights, batch order, augmentations) on
+the same n galaxies, for (c) the draw of the n galaxies (see `galexplore.label_sweep.label_sweep`);
+every entry has the mean over seeds, the std and each seed's metrics. Then `label_efficiency` of
+(c) and of (b) against (a) on the mean curves. Prints a JSON line per curve and one JSON object
+at the end; --save records it in the atlas as label_efficiency.json (read by `galexplore report`).
 """
 
 from __future__ import annotations
@@ -36,20 +41,19 @@ def main() -> None:
     parser.add_argument("--save", action="store_true", help="record the result in the atlas (label_efficiency.json)")
     parser.add_argument("--only", choices=["scratch", "finetune", "probe"], nargs="+",
                         default=["scratch", "finetune", "probe"])
+    parser.add_argument("--tasks", choices=["redshift", "morphology"], nargs="+", default=["redshift", "morphology"],
+                        help="redshift (z_spec) and/or morphology (p_features); default both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds: every point is repeated once per seed (default 0)")
     args = parser.parse_args()
 
     import torch
 
     from galexplore.atlas import open_atlas
     from galexplore.embed import load_encoder_arrays
-    from galexplore.evaluate.metrics import photoz_metrics
-    from galexplore.finetune import (
-        SupervisedConfig,
-        label_efficiency,
-        predict_supervised,
-        train_supervised,
-    )
-    from galexplore.probes import evaluate_probes, sweep_rows
+    from galexplore.finetune import SupervisedConfig
+    from galexplore.label_sweep import label_sweep
+    from galexplore.probes import DEFAULT_COLUMNS
     from galexplore.survey import open_survey
 
     torch.set_num_threads(args.threads)
@@ -57,52 +61,24 @@ def main() -> None:
     backbone, config, normalization = load_encoder_arrays(
         atlas.npz("encoder.npz"), atlas.json("encoder.json"), str(args.atlas))
     survey = open_survey(config)
-    catalog = survey.catalog
-    z = catalog["z_spec"].to_numpy(dtype=np.float64)
-    if not np.array_equal(atlas.read_catalog(["z_spec"])["z_spec"].to_numpy(dtype=np.float64), z, equal_nan=True):
-        raise SystemExit(f"{args.atlas}: the atlas's z_spec rows differ from its survey's; the curves would not compare")
-    test, subsets = sweep_rows(catalog, "z_spec", args.counts, seed=0)
-    scratch = SupervisedConfig(epochs=args.epochs, min_steps=args.min_steps, batch_size=args.batch_size,
-                               lr=args.lr, seed=0)
-    finetune = SupervisedConfig(epochs=args.epochs, min_steps=args.min_steps, batch_size=args.batch_size,
-                                lr=args.lr, backbone_lr_scale=args.finetune_scale, seed=0)
-    out: dict = {"atlas": str(args.atlas), "n_test": len(test), "threads": args.threads,
-                 "predict_crop": config.augment.crop_size, "scratch_config": vars(scratch),
-                 "finetune_config": vars(finetune), "curves": {}}
+    columns = [DEFAULT_COLUMNS[task] for task in args.tasks]
+    in_atlas = atlas.read_catalog(columns)
+    for column in columns:
+        same = np.array_equal(in_atlas[column].to_numpy(dtype=np.float64),
+                              survey.catalog[column].to_numpy(dtype=np.float64), equal_nan=True)
+        if not same:
+            raise SystemExit(f"{args.atlas}: the atlas's {column} rows differ from its survey's; the curves would not compare")
+    sup = SupervisedConfig(epochs=args.epochs, min_steps=args.min_steps, batch_size=args.batch_size, lr=args.lr)
 
-    for name, sup, init in (("scratch", scratch, None), ("finetune", finetune, backbone)):
-        if name not in args.only:
-            continue
-        curve = []
-        for n, train in subsets.items():
-            start = time.perf_counter()
-            model = train_supervised(survey, train, z[train], "redshift", config=config,
-                                     normalization=normalization, init_backbone=init, sup=sup)
-            trained = time.perf_counter()
-            pred = predict_supervised(model, survey, test, "redshift", normalization, config.augment.crop_size)
-            steps = max(sup.epochs * max(1, n // min(sup.batch_size, n)), sup.min_steps)
-            curve.append({"n_train": n, "steps": steps, "train_s": round(trained - start, 1),
-                          "predict_s": round(time.perf_counter() - trained, 1),
-                          "metrics": photoz_metrics(pred, z[test])})
-            print(json.dumps({name: curve[-1]}), flush=True)
-        out["curves"][name] = curve
+    def show(task: str, method: str, seed: int, curve: list[dict]) -> None:
+        print(json.dumps({"task": task, "method": method, "seed": seed, "curve": curve}), flush=True)
 
-    if "probe" in args.only:
-        start = time.perf_counter()
-        probes = evaluate_probes(atlas.embeddings, atlas.catalog, seed=0, label_counts=args.counts)["z_spec"]
-        out["curves"]["probe"] = probes["sweep"]
-        out["probe_s"] = round(time.perf_counter() - start, 1)
-        assert probes["n_test"] == len(test), "the probes scored other test rows"
-
-    curves = out["curves"]
-    if "scratch" in curves:
-        out["label_efficiency"] = {}
-        for metric in ("sigma_mad", "outlier_fraction"):
-            base = [(e["n_train"], e["metrics"][metric]) for e in curves["scratch"]]
-            for name in ("probe", "finetune"):
-                if name in curves:
-                    ssl = [(e["n_train"], e["metrics"][metric]) for e in curves[name]]
-                    out["label_efficiency"][f"{name}_vs_scratch_{metric}"] = label_efficiency(ssl, base)
+    start = time.perf_counter()
+    result = label_sweep(survey, np.asarray(atlas.embeddings, dtype=np.float32), args.counts, config=config,
+                         normalization=normalization, sup=sup, backbone=backbone, tasks=args.tasks,
+                         methods=args.only, seeds=args.seeds, finetune_scale=args.finetune_scale, progress=show)
+    out = {"atlas": str(args.atlas), "threads": args.threads, "predict_crop": config.augment.crop_size,
+           "total_s": round(time.perf_counter() - start, 1), **result}
     print(json.dumps(out, indent=1))
     if args.save:
         from galexplore.atlas import AtlasWriter

@@ -33,6 +33,7 @@ from galexplore.atlas import AtlasWriter, file_fingerprint
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError
 from galexplore.io import atomic_path
+from galexplore.probes import CROSS_FIT_FOLDS
 from galexplore.training.trainer import Distributed
 
 STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "probes", "catalog")
@@ -407,20 +408,23 @@ class _Builder:
         self._stage("scores", scores_fp, ("scores.npy",), run_scores)
 
         def run_probes() -> dict[str, Any]:
-            from galexplore.probes import evaluate_probes, predict_all
+            from galexplore.probes import evaluate_probes, labelled_predictions, predict_all
 
             table = self.source_catalog()
             x = np.asarray(writer.reader().embeddings, dtype=np.float32)
-            predictions = predict_all(x, table, seed=cfg.seed)
+            predictions = predict_all(x, table, seed=cfg.seed, folds=CROSS_FIT_FOLDS)
             if not predictions:
                 writer.remove("probes.npy")
                 return {"columns": [], "outputs": [], "detail": "no label kind has 20 labelled galaxies: nothing to predict"}
             names = list(predictions)
             writer.write_array("probes.npy", np.stack([predictions[n] for n in names], axis=1).astype(np.float32))
             held_out = evaluate_probes(x, table, seed=cfg.seed)
-            return {"columns": names, "held_out": held_out, "outputs": ["probes.npy"], "detail": ", ".join(names)}
+            schemes = labelled_predictions(table, CROSS_FIT_FOLDS)
+            return {"columns": names, "held_out": held_out, "labelled_predictions": schemes, "outputs": ["probes.npy"],
+                    "detail": ", ".join(names) + f" (labelled galaxies {CROSS_FIT_FOLDS}-fold out-of-fold)"}
 
-        probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed)
+        # the folds are in the fingerprint: an atlas whose labelled predictions were in-sample reruns
+        probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed, {"folds": CROSS_FIT_FOLDS})
         # a survey without labels records no output; one with labels, probes.npy
         probe_outputs = tuple(writer.manifest.get("stages", {}).get("probes", {}).get("outputs", ["probes.npy"]))
         self._stage("probes", probes_fp, probe_outputs, run_probes)

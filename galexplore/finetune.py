@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,15 +33,15 @@ import torch
 from torch import nn
 
 from galexplore.probes import (
+    DEFAULT_COLUMNS,
     MORPHOLOGY,
     REDSHIFT,
-    REDSHIFT_COLUMN,
     Z_BINS,
     Z_MAX,
     Z_SMOOTHING_BINS,
     decode_redshift,
     encode_redshift,
-    morphology_metrics,
+    score,
     smoothed_targets,
     sweep_rows,
 )
@@ -52,9 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SupervisedConfig", "SupervisedModel", "label_efficiency", "predict_supervised",
            "supervised_sweep", "train_supervised"]
-
-#: the catalog column a task is trained on by default
-DEFAULT_COLUMNS = {REDSHIFT: REDSHIFT_COLUMN, MORPHOLOGY: "p_features"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +88,14 @@ class SupervisedConfig:
             raise ValueError(f"need lr > 0, backbone_lr_scale >= 0 and weight_decay >= 0; got {self}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+    def total_steps(self, n: int) -> int:
+        """Optimiser steps of a run on n labelled rows: `epochs` passes, at least `min_steps`.
+
+        >>> SupervisedConfig(epochs=2, min_steps=0, batch_size=64).total_steps(300)
+        8
+        """
+        return max(self.epochs * max(1, n // min(self.batch_size, n)), self.min_steps)
 
 
 class SupervisedModel(nn.Module):
@@ -177,7 +183,7 @@ def train_supervised(
     n = len(rows)
     batch = min(sup.batch_size, n)
     steps_per_epoch = max(1, n // batch)  # the last incomplete batch of an epoch is dropped
-    total = max(sup.epochs * steps_per_epoch, sup.min_steps)
+    total = sup.total_steps(n)
     warmup = int(sup.warmup_fraction * total)
     for step in range(total):
         epoch, k = divmod(step, steps_per_epoch)
@@ -253,24 +259,25 @@ def supervised_sweep(
     crop_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """For each label count n: train on the probes' n-row subset (`sweep_rows`) and score on their
-    test rows: [{"n_train": n, "metrics": photoz_metrics or morphology_metrics}, ...].
+    test rows: [{"n_train": n, "steps", "train_s", "predict_s", "metrics": photoz_metrics or
+    morphology_metrics}, ...], with the run's optimiser steps and wall times in seconds.
 
     column: the catalog column (default z_spec for redshift, p_features for morphology).
     crop_size: the prediction crop (default `config.augment.crop_size`, the size trained on).
     """
-    from galexplore.evaluate.metrics import photoz_metrics
-
     column = column or DEFAULT_COLUMNS[task]
     values = np.asarray(catalog[column], dtype=np.float64)
     test, subsets = sweep_rows(catalog, column, label_counts, seed=seed, test_fraction=test_fraction)
     crop = crop_size or config.augment.crop_size
     out = []
     for n, train in subsets.items():
+        start = time.perf_counter()
         model = train_supervised(survey, train, values[train], task, config=config, normalization=normalization,
                                  init_backbone=init_backbone, sup=sup, device=device)
+        trained = time.perf_counter()
         pred = predict_supervised(model, survey, test, task, normalization, crop, device)
-        metrics = photoz_metrics(pred, values[test]) if task == REDSHIFT else morphology_metrics(pred, values[test])
-        out.append({"n_train": n, "metrics": metrics})
+        out.append({"n_train": n, "steps": sup.total_steps(n), "train_s": round(trained - start, 1),
+                    "predict_s": round(time.perf_counter() - trained, 1), "metrics": score(task, pred, values[test])})
     return out
 
 

@@ -10,11 +10,14 @@ Both probes standardise their inputs with the training rows' mean and standard d
 fitted full-batch with L-BFGS in float32 (the losses are convex, so the optimum does not hinge on
 a learning-rate schedule), and store only plain arrays (`LinearProbe.to_arrays`), so a saved probe
 is data and loading it runs no code.
+
+`predict_all` cross-fits: a labelled galaxy is predicted by a probe that never saw its label
+(K-fold, `CROSS_FIT_FOLDS`), so z_phot - z_spec on the map is an honest error, not a residual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +35,11 @@ MORPHOLOGY_COLUMNS = ("p_features", "p_edge_on")
 REDSHIFT_COLUMN = "z_spec"
 #: fewer labelled rows than this and a kind is not probed
 MIN_LABELLED = 20
+#: folds of the cross-fitted predictions of labelled rows (`predict_all`)
+CROSS_FIT_FOLDS = 5
 MORPHOLOGY, REDSHIFT = "morphology", "redshift"
+#: the catalog column a task is trained and scored on by default
+DEFAULT_COLUMNS = {REDSHIFT: REDSHIFT_COLUMN, MORPHOLOGY: "p_features"}
 
 
 def redshift_bins(n_bins: int = Z_BINS, z_max: float = Z_MAX) -> np.ndarray:
@@ -235,6 +242,15 @@ def morphology_metrics(p_pred: np.ndarray, p_true: np.ndarray) -> dict[str, Any]
     return {"accuracy": accuracy(p_pred > 0.5, truth), "roc_auc": auc, "n": int(len(truth))}
 
 
+def score(kind: str, pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """`photoz_metrics` of z_phot (kind "redshift") or `morphology_metrics` of a vote fraction ("morphology")."""
+    if kind == REDSHIFT:
+        return photoz_metrics(pred, truth)
+    if kind == MORPHOLOGY:
+        return morphology_metrics(pred, truth)
+    raise ValueError(f"unknown probe kind {kind!r}; expected {MORPHOLOGY!r} or {REDSHIFT!r}")
+
+
 def split_rows(rows: np.ndarray, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of the row indices `rows` into (train_rows, test_rows), each sorted.
 
@@ -285,23 +301,24 @@ def probe_column(x: np.ndarray, values: np.ndarray, column: str, train_rows: np.
                  *, seed: int = 0) -> ProbeResult:
     """Fit the probe of `column` on x[train_rows] and score it on x[test_rows]."""
     probe = _fit(column, x[train_rows], values[train_rows], seed)
-    if probe.kind == REDSHIFT:
-        z_phot, width = probe.predict(x[test_rows])
-        metrics = photoz_metrics(z_phot, values[test_rows])
-        return ProbeResult(column, REDSHIFT, len(train_rows), test_rows, z_phot, width, metrics)
-    p = probe.predict(x[test_rows])
-    metrics = morphology_metrics(p, values[test_rows])
-    return ProbeResult(column, MORPHOLOGY, len(train_rows), test_rows, p, None, metrics)
+    pred, *width = _outputs(probe, x[test_rows])
+    metrics = score(probe.kind, pred, values[test_rows])
+    return ProbeResult(column, probe.kind, len(train_rows), test_rows, pred, width[0] if width else None, metrics)
 
 
 def sweep_rows(
     catalog: Any, column: str, label_counts: Iterable[int], *, seed: int = 0, test_fraction: float = 0.3,
+    subset_seed: int | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """(test_rows, {n: train_rows}) of a label sweep, shared by the probes and the supervised
     baseline: the finite rows of `column` split by `split_rows(seed)`, and the first n of the train
-    rows' permutation seeded with [seed, 1] (counts above the train size are skipped)."""
+    rows' permutation seeded with [subset_seed, 1] (counts above the train size are skipped).
+
+    subset_seed defaults to `seed`; another value draws other subsets of the same train rows, so
+    repeats of a sweep are scored on the same test rows.
+    """
     train, test = split_rows(_labelled_rows(catalog, column), test_fraction, seed)
-    order = np.random.default_rng([seed, 1]).permutation(train)
+    order = np.random.default_rng([seed if subset_seed is None else subset_seed, 1]).permutation(train)
     return test, {int(n): order[:n] for n in label_counts if 0 < n <= len(train)}
 
 
@@ -319,10 +336,7 @@ def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction
     if len(x) != len(catalog):
         raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
     out: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction}
-    for column in (REDSHIFT_COLUMN, *MORPHOLOGY_COLUMNS):
-        rows = _labelled_rows(catalog, column)
-        if len(rows) < MIN_LABELLED:
-            continue
+    for column, rows in _probed_columns(catalog):
         values = np.asarray(catalog[column], dtype=np.float64)
         train, test = split_rows(rows, test_fraction, seed)
         result = probe_column(x, values, column, train, test, seed=seed)
@@ -338,23 +352,83 @@ def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction
     return out
 
 
-def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """Probes fitted on every labelled row, predicting every row (N,): z_phot and z_phot_width, and
-    p_features_pred / p_edge_on_pred, for each kind with >= `MIN_LABELLED` labelled rows.
+def fold_ids(n: int, folds: int = CROSS_FIT_FOLDS, seed: int = 0) -> np.ndarray:
+    """The fold (n,) int64 of each of n rows, 0 .. k-1 with k = min(folds, n): a permutation seeded
+    with [seed, 2] dealt round-robin, so fold sizes differ by at most one. With fewer rows than
+    folds, every row is its own fold (leave-one-out).
 
-    Labelled rows' predictions are in-sample: score with `evaluate_probes`, not with these.
+    >>> np.bincount(fold_ids(12, 5)).tolist(), sorted(fold_ids(3, 5).tolist())
+    ([3, 3, 2, 2, 2], [0, 1, 2])
+    """
+    if n < 2 or folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 rows and 2 folds, got {n} rows and {folds} folds")
+    ids = np.empty(n, dtype=np.int64)
+    ids[np.random.default_rng([seed, 2]).permutation(n)] = np.arange(n) % min(folds, n)
+    return ids
+
+
+def cross_fit_scheme(n: int, folds: int = CROSS_FIT_FOLDS) -> str:
+    """How `predict_all` predicts n labelled rows, in words for the manifest.
+
+    >>> cross_fit_scheme(200), cross_fit_scheme(3)
+    ('5-fold out-of-fold', 'leave-one-out (3 labelled rows < 5 folds)')
+    """
+    return f"{folds}-fold out-of-fold" if n >= folds else f"leave-one-out ({n} labelled rows < {folds} folds)"
+
+
+def _outputs(probe: LinearProbe, x: np.ndarray) -> list[np.ndarray]:
+    """[z_phot, z_width] of a redshift probe or [p] of a morphology probe on x, each (N,)."""
+    pred = probe.predict(x)
+    return list(pred) if probe.kind == REDSHIFT else [pred]
+
+
+def cross_fit_column(x: np.ndarray, values: np.ndarray, column: str, rows: np.ndarray, *,
+                     folds: int = CROSS_FIT_FOLDS, seed: int = 0) -> list[np.ndarray]:
+    """The probe of `column` on every row of x (N, D): [z_phot, z_width] or [p], each (N,) float64.
+
+    `rows` (the labelled rows, >= 2) are predicted out-of-fold: split by `fold_ids(len(rows),
+    folds, seed)`, each fold by a probe fitted on the other folds. Every other row is predicted by
+    the probe fitted on all of `rows`.
+    """
+    rows = np.asarray(rows)
+    fold = fold_ids(len(rows), folds, seed)
+    out = _outputs(_fit(column, x[rows], values[rows], seed), x)
+    for k in range(int(fold.max()) + 1):
+        held, kept = rows[fold == k], rows[fold != k]
+        for full, part in zip(out, _outputs(_fit(column, x[kept], values[kept], seed), x[held]), strict=True):
+            full[held] = part
+    return out
+
+
+def _probed_columns(catalog: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """(column, labelled rows) of z_spec, p_features and p_edge_on, each with >= `MIN_LABELLED` rows."""
+    for column in (REDSHIFT_COLUMN, *MORPHOLOGY_COLUMNS):
+        rows = _labelled_rows(catalog, column)
+        if len(rows) >= MIN_LABELLED:
+            yield column, rows
+
+
+def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROSS_FIT_FOLDS) -> dict[str, np.ndarray]:
+    """Probe predictions for every row (N,): z_phot and z_phot_width, and p_features_pred /
+    p_edge_on_pred, for each kind with >= `MIN_LABELLED` labelled rows.
+
+    Unlabelled rows get the probe fitted on every labelled row; labelled rows are predicted
+    out-of-fold (`cross_fit_column`), so their errors are held-out errors.
     """
     x = np.asarray(x, dtype=np.float32)
     if len(x) != len(catalog):
         raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
     out: dict[str, np.ndarray] = {}
-    for column in (REDSHIFT_COLUMN, *MORPHOLOGY_COLUMNS):
-        rows = _labelled_rows(catalog, column)
-        if len(rows) < MIN_LABELLED:
-            continue
-        probe = _fit(column, x[rows], np.asarray(catalog[column], dtype=np.float64)[rows], seed)
-        if probe.kind == REDSHIFT:
-            out["z_phot"], out["z_phot_width"] = probe.predict(x)
+    for column, rows in _probed_columns(catalog):
+        values = np.asarray(catalog[column], dtype=np.float64)
+        predictions = cross_fit_column(x, values, column, rows, folds=folds, seed=seed)
+        if column == REDSHIFT_COLUMN:
+            out["z_phot"], out["z_phot_width"] = predictions
         else:
-            out[f"{column}_pred"] = probe.predict(x)
+            out[f"{column}_pred"] = predictions[0]
     return out
+
+
+def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS) -> dict[str, str]:
+    """How `predict_all` predicts each probed column's labelled rows (`cross_fit_scheme`), by column."""
+    return {column: cross_fit_scheme(len(rows), folds) for column, rows in _probed_columns(catalog)}

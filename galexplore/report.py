@@ -249,7 +249,9 @@ def photoz_section(atlas: Atlas, folder: Path) -> Section:
     labelled = np.isfinite(z_spec) & np.isfinite(z_phot)
     if labelled.sum() < 2:
         raise SectionSkipped("fewer than two galaxies have both z_phot and z_spec")
-    panels = [(z_spec[labelled], z_phot[labelled], "z_spec", f"labelled galaxies (in-sample), n={labelled.sum():,}")]
+    scheme = ((atlas.stages.get("probes") or {}).get("labelled_predictions") or {}).get("z_spec")
+    how = scheme or "in-sample"  # atlases built before cross-fitting record none: their probe saw these labels
+    panels = [(z_spec[labelled], z_phot[labelled], "z_spec", f"labelled galaxies ({how}), n={labelled.sum():,}")]
     if "z" in catalog.columns:
         z = _numeric(catalog, "z")
         unlabelled = ~np.isfinite(z_spec) & np.isfinite(z) & np.isfinite(z_phot)
@@ -265,8 +267,12 @@ def photoz_section(atlas: Atlas, folder: Path) -> Section:
     caption = ("z_phot against z_spec" + (" and against the true z" if len(panels) > 1 else "")
                + ": 2-D histogram (log colour), the 1:1 line and |dz| = 0.15 (dashed).")
     path, fig_html = figure(folder, "photoz.png", _png(fig), caption)
-    note = ("<p class='note'>Labelled galaxies' z_phot is in-sample (the probe was fitted to their z_spec); "
-            "the held-out metrics are in the probe table.</p>")
+    if scheme:
+        note = (f"<p class='note'>Labelled galaxies' z_phot is {html.escape(scheme)}: each was predicted by a probe "
+                "fitted without its z_spec, so these are held-out errors; unlabelled ones by the probe of all labels.</p>")
+    else:
+        note = ("<p class='note'>Labelled galaxies' z_phot is in-sample (the probe was fitted to their z_spec); "
+                "the held-out metrics are in the probe table.</p>")
     return Section("Photometric redshifts", fig_html + table(pd.DataFrame(rows)) + note, [path])
 
 
@@ -279,7 +285,7 @@ def trust_section(atlas: Atlas, folder: Path) -> Section:
     """Does low trust mark bad predictions? Error by trust decile and the outlier ROC AUC."""
     from galexplore.evaluate.trust_validation import CATASTROPHIC_DZ, OUTLIER_DZ, validate_trust
 
-    result = validate_trust(atlas.catalog)
+    result = validate_trust(atlas.catalog, labelled=(atlas.stages.get("probes") or {}).get("labelled_predictions"))
     photoz, morphology = result["photoz"], result["morphology"]
     if not photoz["available"] and not morphology["available"]:
         raise SectionSkipped(f"{photoz['note']}; {morphology['note']}")
@@ -373,46 +379,100 @@ def anomalies_section(atlas: Atlas, folder: Path) -> Section:
     return Section("The most anomalous galaxies", "\n".join(parts), files)
 
 
-#: the report's sections, in order; append to add one
-def label_sweep_section(atlas: Atlas, folder: Path) -> Section:
-    """Photo-z against the number of labels: the linear probe (`galexplore probe`) and, when recorded,
-    the supervised baseline and fine-tuning (bench/label_efficiency.py --save)."""
-    curves: dict[str, list[dict[str, Any]]] = {}
+#: the label sweep's methods, as the report names them
+_METHOD_NAMES = {"probe": "linear probe (frozen MoCo)", "finetune": "MoCo fine-tuned", "scratch": "supervised from scratch"}
+#: per task: its name, its two panels (metric, axis label) and its table's metrics
+_SWEEP_TASKS = {
+    "redshift": ("photo-z", (("sigma_mad", "sigma_MAD"), ("outlier_fraction", "outlier fraction eta (|dz| > 0.05)")),
+                 ("sigma_mad", "outlier_fraction", "bias")),
+    "morphology": ("morphology", (("accuracy", "accuracy (p_features > 0.5)"), ("roc_auc", "ROC AUC")),
+                   ("accuracy", "roc_auc")),
+}
+
+
+def _label_sweeps(atlas: Atlas) -> tuple[dict[str, dict[str, list]], dict[str, dict[str, list]]]:
+    """(curves {task: {method: entries}}, factors {task: {comparison: entries}}) from
+    label_efficiency.json (either layout), with the probe's curves of probe_sweep.json where
+    label_efficiency.json has none."""
+    from galexplore.label_sweep import read_label_sweep
+    from galexplore.probes import DEFAULT_COLUMNS
+
+    curves: dict[str, dict[str, list]] = {}
+    factors: dict[str, dict[str, list]] = {}
     if atlas.has("label_efficiency.json"):
-        curves.update(atlas.json("label_efficiency.json").get("curves", {}))
-    if "probe" not in curves and atlas.has("probe_sweep.json"):
-        sweep = atlas.json("probe_sweep.json").get("z_spec", {}).get("sweep")
-        if sweep:
-            curves["probe"] = sweep
-    if not curves:
-        raise SectionSkipped("the atlas has no label sweep (run `galexplore probe ATLAS`)")
-    names = {"probe": "linear probe (frozen MoCo)", "finetune": "MoCo fine-tuned", "scratch": "supervised from scratch"}
+        curves, factors = read_label_sweep(atlas.json("label_efficiency.json"))
+    if atlas.has("probe_sweep.json"):
+        probe_sweep = atlas.json("probe_sweep.json")
+        for task, column in DEFAULT_COLUMNS.items():
+            sweep = probe_sweep.get(column, {}).get("sweep")
+            if sweep and "probe" not in curves.get(task, {}):
+                curves.setdefault(task, {})["probe"] = sweep
+    return {task: curves[task] for task in _SWEEP_TASKS if curves.get(task)}, factors
+
+
+def _with_std(mean: float | None, std: float | None) -> str:
+    """The mean and std as text, as in "0.0274 ± 0.0012"; the mean alone without a std, "" without a mean."""
+    if mean is None:
+        return ""
+    return f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.2g}"
+
+
+def _sweep_png(by_method: dict[str, list], panels: tuple, task: str) -> bytes:
+    """Two panels of metric against labels (log axis), a line per method, ±1 std bars where recorded."""
     fig = _new_figure(9, 3.4)
     axes = fig.subplots(1, 2)
-    rows = []
-    for key, points in curves.items():
-        n = [p["n_train"] for p in points]
-        for ax, metric in zip(axes, ("sigma_mad", "outlier_fraction")):
-            ax.plot(n, [p["metrics"][metric] for p in points], marker="o", label=names.get(key, key))
-        rows += [{"method": names.get(key, key), "labels": p["n_train"], **{k: v for k, v in p["metrics"].items() if k != "n"}}
-                 for p in points]
-    for ax, metric in zip(axes, ("sigma_MAD", "outlier fraction (|dz| > 0.05)")):
+    for i, (key, points) in enumerate(by_method.items()):
+        for ax, (metric, _) in zip(axes, panels):
+            y = [np.nan if p["metrics"].get(metric) is None else p["metrics"][metric] for p in points]
+            std = [(p.get("std") or {}).get(metric) for p in points]
+            yerr = [0.0 if s is None else s for s in std] if any(s is not None for s in std) else None
+            dodge = 1.04 ** (i - (len(by_method) - 1) / 2) if yerr else 1.0  # bars of one count side by side
+            ax.errorbar([p["n_train"] * dodge for p in points], y, yerr=yerr, marker="o", capsize=3,
+                        label=_METHOD_NAMES.get(key, key))
+    for ax, (_, label) in zip(axes, panels):
         ax.set_xscale("log")
-        ax.set_xlabel("spec-z labels used for training")
-        ax.set_ylabel(metric)
+        ax.set_xlabel(f"{'spec-z' if task == 'redshift' else 'morphology'} labels used for training")
+        ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    _, fig_html = figure(folder, "label_sweep.png", _png(fig),
-                         "Photo-z on the same held-out galaxies against the number of training labels, per method.")
-    parts = [fig_html, table(pd.DataFrame(rows))]
-    if atlas.has("label_efficiency.json"):
-        factors = atlas.json("label_efficiency.json").get("label_efficiency", {})
-        lines = [{"comparison": key, "labels": e["n"], "supervised labels needed": e["n_needed"],
-                  "factor": e["factor"], "why none": e.get("reason") or ""}
-                 for key, entries in factors.items() for e in entries]
-        if lines:
-            parts += ["<h3>Label efficiency: how many labels the supervised baseline needs to match</h3>",
-                      table(pd.DataFrame(lines))]
-    return Section("Labels and photo-z", "\n".join(parts), [folder / "label_sweep.png"])
+    return _png(fig)
+
+
+def label_sweep_section(atlas: Atlas, folder: Path) -> Section:
+    """Photo-z and morphology against the number of labels: the linear probe (`galexplore probe`)
+    and, when recorded, the supervised baseline and fine-tuning (bench/label_efficiency.py --save)."""
+    curves, factors = _label_sweeps(atlas)
+    if not curves:
+        raise SectionSkipped("the atlas has no label sweep (run `galexplore probe ATLAS`)")
+    parts, files, repeated = [], [], False
+    for task, by_method in curves.items():
+        what, panels, metrics = _SWEEP_TASKS[task]
+        has_std = any(p.get("std") for points in by_method.values() for p in points)
+        repeated |= has_std
+        rows = []
+        for key, points in by_method.items():
+            for p in points:
+                std = p.get("std") or {}
+                rows.append({"method": _METHOD_NAMES.get(key, key), "labels": p["n_train"],
+                             "seeds": len(p.get("repeats", [])) or 1,
+                             **{m: _with_std(p["metrics"].get(m), std.get(m)) for m in metrics}})
+        name = "label_sweep.png" if task == "redshift" else f"label_sweep_{task}.png"
+        caption = (f"{what.capitalize()} on the same held-out galaxies against the number of training labels, per "
+                   f"method{'; bars: ±1 std over seeds' if has_std else ''}.")
+        path, fig_html = figure(folder, name, _sweep_png(by_method, panels, task), caption)
+        files.append(path)
+        parts += [f"<h3>{what.capitalize()}</h3>", fig_html, table(pd.DataFrame(rows))]
+    if repeated:
+        parts.insert(0, "<p class='note'>Each point is the mean over seeds (± the sample standard deviation): for "
+                        "scratch and fine-tuning the training seed on the same labelled galaxies, for the probe the "
+                        "draw of the labelled galaxies.</p>")
+    lines = [{"task": task, "comparison": key, "labels": e["n"], "supervised labels needed": e["n_needed"],
+              "factor": e["factor"], "why none": e.get("reason") or ""}
+             for task, by_key in factors.items() for key, entries in by_key.items() for e in entries]
+    if lines:
+        parts += ["<h3>Label efficiency: how many labels the supervised baseline needs to match</h3>",
+                  table(pd.DataFrame(lines))]
+    title = "Labels and " + " and ".join(_SWEEP_TASKS[task][0] for task in curves)
+    return Section(title, "\n".join(parts), files)
 
 
 def ablation_section(atlas: Atlas, folder: Path) -> Section:
@@ -445,6 +505,7 @@ def ablation_section(atlas: Atlas, folder: Path) -> Section:
     return Section("Which augmentations matter", fig_html + table(frame), [folder / "ablation.png"])
 
 
+#: the report's sections, in order; append to add one
 SECTIONS: list[SectionFunction] = [overview_section, probes_section, maps_section, photoz_section, trust_section, label_sweep_section, ablation_section,
                                    anomalies_section]
 

@@ -103,6 +103,7 @@ def test_build_from_embeddings_writes_a_complete_atlas(given, reference):
     assert np.all(np.isfinite(cat["z_phot"]))
     assert np.median(np.abs(cat["z_phot"] - cat["z"])[labelled]) < 0.02
     assert stages["probes"]["held_out"]["z_spec"]["metrics"]["sigma_mad"] < 0.05
+    assert stages["probes"]["labelled_predictions"] == {"z_spec": "5-fold out-of-fold"}  # never in-sample
 
 
 def test_rerun_skips_every_stage_and_a_change_reruns_only_what_depends_on_it(given, reference, tmp_path):

@@ -11,18 +11,23 @@ from astropy.stats import mad_std
 
 from galexplore.evaluate.metrics import photoz_metrics
 from galexplore.probes import (
+    CROSS_FIT_FOLDS,
     Z_BINS,
     Z_MAX,
     LinearProbe,
+    cross_fit_column,
     decode_redshift,
     encode_redshift,
     evaluate_probes,
     fit_morphology_probe,
     fit_redshift_probe,
+    fold_ids,
+    labelled_predictions,
     morphology_metrics,
     predict_all,
     redshift_bins,
     split_rows,
+    sweep_rows,
 )
 
 BIN_WIDTH = Z_MAX / Z_BINS
@@ -203,3 +208,59 @@ def test_predict_all_predicts_every_row_of_the_kinds_with_enough_labels(catalog)
     assert photoz_metrics(out["z_phot"][unlabelled], z_true)["sigma_mad"] < 0.02
     with pytest.raises(ValueError, match="rows"):
         predict_all(x[:10], cat)
+
+
+def test_labelled_rows_are_predicted_out_of_fold_and_unlabelled_ones_by_the_full_fit(catalog) -> None:
+    x, cat = catalog
+    p = cat["p_features"].to_numpy()
+    rows = np.flatnonzero(np.isfinite(p))  # 150 labelled rows
+    out = predict_all(x, cat, seed=3)
+    full = fit_morphology_probe(x[rows], p[rows], seed=3).predict(x)
+    unlabelled = np.setdiff1d(np.arange(len(x)), rows)
+    np.testing.assert_array_equal(out["p_features_pred"][unlabelled], full[unlabelled])
+    fold = fold_ids(len(rows), CROSS_FIT_FOLDS, seed=3)
+    assert np.bincount(fold).tolist() == [30] * 5
+    for k in (0, 4):  # each fold's rows: the probe fitted without that fold, not the full fit
+        held, kept = rows[fold == k], rows[fold != k]
+        without = fit_morphology_probe(x[kept], p[kept], seed=3).predict(x[held])
+        np.testing.assert_allclose(out["p_features_pred"][held], without, rtol=1e-12)
+        assert np.min(np.abs(out["p_features_pred"][held] - full[held])) > 1e-6
+    # redshift too: the out-of-fold z_phot of the labelled rows err more than the in-sample fit's
+    z = cat["z_spec"].to_numpy()
+    labelled = np.isfinite(z)
+    in_sample = fit_redshift_probe(x[labelled], z[labelled], seed=3).predict(x[labelled])[0]
+    assert not np.allclose(out["z_phot"][labelled], in_sample, rtol=0, atol=1e-6)
+    oof, fitted = (photoz_metrics(zp, z[labelled])["sigma_mad"] for zp in (out["z_phot"][labelled], in_sample))
+    assert fitted < oof < 0.02
+    assert labelled_predictions(cat) == {"z_spec": "5-fold out-of-fold", "p_features": "5-fold out-of-fold"}
+
+
+def test_cross_fitting_is_seeded_and_falls_back_to_leave_one_out(catalog) -> None:
+    x, cat = catalog
+    p = cat["p_features"].to_numpy()
+    rows = np.arange(40)
+    a = cross_fit_column(x, p, "p_features", rows, seed=1)[0]
+    assert np.array_equal(a, cross_fit_column(x, p, "p_features", rows, seed=1)[0])
+    assert not np.array_equal(a[rows], cross_fit_column(x, p, "p_features", rows, seed=2)[0][rows])  # other folds
+    assert not np.array_equal(fold_ids(40, 5, seed=1), fold_ids(40, 5, seed=2))
+    # 3 labelled rows < 5 folds: leave-one-out, each row by the probe of the other two
+    few = np.array([0, 1, 2])
+    [loo] = cross_fit_column(x, p, "p_features", few, seed=0)
+    for r in few:
+        others = few[few != r]
+        expected = fit_morphology_probe(x[others], p[others], seed=0).predict(x[[r]])
+        np.testing.assert_allclose(loo[r], expected[0], rtol=1e-12)
+    assert labelled_predictions(cat.iloc[:60], folds=100) == {
+        "z_spec": "leave-one-out (60 labelled rows < 100 folds)", "p_features": "leave-one-out (60 labelled rows < 100 folds)"}
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        cross_fit_column(x, p, "p_features", np.array([5]))
+
+
+def test_sweep_subsets_of_another_seed_share_the_test_rows(catalog) -> None:
+    _, cat = catalog
+    test, subsets = sweep_rows(cat, "z_spec", [20, 60], seed=0)
+    same_test, other = sweep_rows(cat, "z_spec", [20, 60], seed=0, subset_seed=1)
+    assert np.array_equal(test, same_test)
+    assert np.array_equal(sweep_rows(cat, "z_spec", [20], seed=0, subset_seed=0)[1][20], subsets[20])
+    assert not np.array_equal(np.sort(other[60]), np.sort(subsets[60]))
+    assert not set(other[60]) & set(test)

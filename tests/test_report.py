@@ -179,3 +179,108 @@ def test_label_sweep_and_ablation_sections_draw_what_the_atlas_records(atlas_pat
             assert image.format == "PNG" and min(image.size) > 100
         assert "<figcaption>" in section.html
     assert "0.04" in sweep.html and "no noise" in ablation.html
+
+
+def _sweep_atlas(atlas_path: Path, folder: Path, label_efficiency: dict) -> Path:
+    import shutil
+
+    shutil.copytree(atlas_path, folder)
+    AtlasWriter(folder, name="report-test").write_json("label_efficiency.json", label_efficiency)
+    return folder
+
+
+def _tables(page: str) -> list[list[list[str]]]:
+    """Each HTML table of `page` as rows of cell texts, the header row first."""
+    return [[re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", t, re.S)]
+            for t in re.findall(r"<table.*?</table>", page, re.S)]
+
+
+def _entry(n: int, metrics: dict, seeds: int) -> dict:
+    """A curve entry of `seeds` repeats around `metrics` (std 0.01 each; one seed: no std)."""
+    repeats = [{"seed": s, "metrics": {k: None if v is None else v + 0.01 * (s - 1) for k, v in metrics.items()}}
+               for s in range(seeds)]
+    std = {k: None if v is None or seeds == 1 else 0.01 for k, v in metrics.items()}
+    return {"n_train": n, "metrics": metrics, "std": std, "repeats": repeats}
+
+
+def test_label_sweep_section_draws_both_tasks_with_error_bars_and_a_row_per_method_and_count(atlas_path, tmp_path):
+    from galexplore.report import label_sweep_section
+
+    counts = (100, 300, 1000)
+    redshift = {m: [_entry(n, {"sigma_mad": 0.05 - 0.01 * k - d, "outlier_fraction": 0.2 - 0.05 * k, "bias": 0.001},
+                           3) for k, n in enumerate(counts)]
+                for m, d in (("scratch", 0.0), ("finetune", 0.004), ("probe", 0.002))}
+    morphology = {m: [_entry(n, {"accuracy": 0.7 + 0.05 * k + d, "roc_auc": None if k == 0 else 0.8 + d}, 3)
+                      for k, n in enumerate(counts)]
+                  for m, d in (("scratch", 0.0), ("finetune", 0.03), ("probe", 0.01))}
+    factor = {"n": 100, "metric": 0.74, "n_needed": 158.1, "factor": 1.581, "reason": None}
+    data = {"seeds": [0, 1, 2], "curves": {"redshift": redshift, "morphology": morphology},
+            "label_efficiency": {"redshift": {"probe_vs_scratch_sigma_mad": [factor]},
+                                 "morphology": {"finetune_vs_scratch_accuracy": [factor]}}}
+    atlas = open_atlas(_sweep_atlas(atlas_path, tmp_path / "atlas", data))
+    out = tmp_path / "report"
+    out.mkdir()
+    section = label_sweep_section(atlas, out)
+    assert [p.name for p in section.figures] == ["label_sweep.png", "label_sweep_morphology.png"]
+    for path in section.figures:
+        assert path.stat().st_size > 1000
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    captions = _captions(section.html)
+    assert len(captions) == 2 and all("\n" not in c and c.endswith("bars: ±1 std over seeds.") for c in captions)
+    assert captions[1].startswith("Morphology on the same held-out galaxies")
+    assert section.title == "Labels and photo-z and morphology"
+    redshift_table, morphology_table, factors = _tables(section.html)
+    assert redshift_table[0] == ["method", "labels", "seeds", "sigma_mad", "outlier_fraction", "bias"]
+    assert morphology_table[0] == ["method", "labels", "seeds", "accuracy", "roc_auc"]
+    rows = {(r[0], r[1]) for r in redshift_table[1:]}
+    assert len(redshift_table) == len(morphology_table) == 1 + 3 * len(counts)  # every method at every count
+    assert rows == {(name, str(n)) for name in ("supervised from scratch", "MoCo fine-tuned",
+                                                "linear probe (frozen MoCo)") for n in counts}
+    assert {r[2] for r in redshift_table[1:]} == {"3"}
+    assert redshift_table[1][3:] == ["0.05 ± 0.01", "0.2 ± 0.01", "0.001 ± 0.01"]  # scratch at 100 labels
+    assert morphology_table[-1][3:] == ["0.81 ± 0.01", "0.81 ± 0.01"]  # the probe at 1000
+    assert [r[4] for r in morphology_table[1:]].count("") == 3  # no AUC at 100 labels: an empty cell, no crash
+    assert [(r[0], r[4]) for r in factors[1:]] == [("redshift", "1.581"), ("morphology", "1.581")]
+    assert "mean over seeds" in section.html
+
+
+def test_label_sweep_section_reads_the_earlier_photoz_only_layout(atlas_path, tmp_path):
+    from galexplore.report import label_sweep_section
+
+    curve = [{"n_train": n, "steps": 80, "metrics": {"sigma_mad": s, "outlier_fraction": 0.1, "bias": 0.0, "n": 90}}
+             for n, s in ((100, 0.0412), (300, 0.0301))]
+    factor = {"n": 100, "metric": 0.03, "n_needed": None, "factor": None, "reason": "never reaches it"}
+    data = {"n_test": 90, "curves": {"scratch": curve, "probe": curve},
+            "label_efficiency": {"probe_vs_scratch_sigma_mad": [factor]}}
+    atlas = open_atlas(_sweep_atlas(atlas_path, tmp_path / "atlas", data))
+    out = tmp_path / "report"
+    out.mkdir()
+    section = label_sweep_section(atlas, out)
+    assert [p.name for p in section.figures] == ["label_sweep.png"] and section.title == "Labels and photo-z"
+    with Image.open(out / "label_sweep.png") as image:
+        assert image.format == "PNG" and min(image.size) > 100
+    [caption] = _captions(section.html)
+    assert "std" not in caption and "±" not in section.html and "mean over seeds" not in section.html
+    sweep, factors = _tables(section.html)
+    assert [r[3] for r in sweep[1:]] == ["0.0412", "0.0301"] * 2 and {r[2] for r in sweep[1:]} == {"1"}
+    assert factors[1][0] == "redshift" and factors[1][-1] == "never reaches it"
+
+
+def test_photoz_section_says_whether_labelled_predictions_are_out_of_fold(atlas_path, tmp_path, report):
+    import shutil
+
+    from galexplore.report import photoz_section
+
+    _, page = report
+    assert "labelled galaxies (in-sample)" in page  # the fixture's manifest records no scheme: an older atlas
+    folder = tmp_path / "atlas"
+    shutil.copytree(atlas_path, folder)
+    writer = AtlasWriter(folder, name="report-test")
+    writer.set_stage("probes", {**writer.manifest["stages"]["probes"],
+                                "labelled_predictions": {"z_spec": "5-fold out-of-fold"}})
+    writer.commit()
+    out = tmp_path / "report"
+    out.mkdir()
+    section = photoz_section(open_atlas(folder), out)
+    assert "z_phot is 5-fold out-of-fold" in section.html and "in-sample" not in section.html

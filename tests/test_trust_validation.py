@@ -109,3 +109,14 @@ def test_absent_columns_give_a_note_not_an_error(catalog, drop, what, word):
 def test_no_redshift_to_compare_with_gives_a_note(catalog):
     result = photoz_error_by_trust(catalog.drop(columns=["z", "z_spec"]))
     assert result["available"] is False and "too few" in result["note"]
+
+
+def test_out_of_fold_labelled_predictions_are_scored_and_said_to_be_held_out(catalog):
+    scheme = {"z_spec": "5-fold out-of-fold", "p_features": "5-fold out-of-fold"}
+    with_truth = photoz_error_by_trust(catalog, labelled=scheme)
+    assert with_truth["n"] == len(catalog) and "5-fold out-of-fold" in with_truth["note"]
+    without_truth = photoz_error_by_trust(catalog.drop(columns="z"), labelled=scheme)
+    assert "in-sample" not in without_truth["note"] and "out-of-fold" in without_truth["note"]
+    morphology = morphology_error_by_trust(catalog, labelled=scheme)
+    assert "in-sample" not in morphology["note"] and "out-of-fold" in morphology["note"]
+    assert "in-sample" in morphology_error_by_trust(catalog)["note"]  # an older atlas says what it is

@@ -6,10 +6,13 @@ near. This module checks the claim from the atlas catalog alone:
 - photo-z: |dz| = |z_phot - z_ref| / (1 + z_ref) by decile of `trust_spec_z`, with the median
   |dz| and the outlier fractions per decile, and the ROC AUC of (1 - trust_spec_z) for
   catastrophic outliers (|dz| > 0.15) and for outliers (|dz| > 0.05). z_ref is the true `z` of a
-  simulated survey, scored on the galaxies without a spectroscopic redshift (a labelled galaxy's
-  z_phot is in-sample: its own z_spec was fitted); without truth it is `z_spec`, in-sample.
+  simulated survey; without truth it is `z_spec`.
 - morphology: |p_features_pred - p_features| by decile of `trust_morphology`, against the
-  Galaxy Zoo-like vote fraction (only labelled galaxies have one, so this is in-sample too).
+  Galaxy Zoo-like vote fraction (only labelled galaxies have one).
+
+Labelled galaxies' predictions are held-out errors when the atlas predicted them out-of-fold (its
+manifest's probes stage records `labelled_predictions`, pass it as `labelled`); an older atlas's
+are in-sample, so its labelled galaxies are left out where truth exists, and flagged otherwise.
 
 Deciles keep tied trust values together: when 70% of galaxies have trust 0 they form one bin,
 so a "decile" may hold more than a tenth of the galaxies and there may be fewer than ten.
@@ -19,6 +22,7 @@ than every good prediction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -85,7 +89,14 @@ def _column(catalog: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(catalog[name], errors="coerce").to_numpy(dtype=np.float64)
 
 
-def photoz_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[str, Any]:
+def _held_out(labelled: Mapping[str, str] | None, column: str) -> str | None:
+    """How the labelled rows of `column` were predicted, when it was out-of-fold (else None)."""
+    scheme = (labelled or {}).get(column)
+    return scheme if scheme and ("out-of-fold" in scheme or "leave-one-out" in scheme) else None
+
+
+def photoz_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10,
+                          labelled: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Photo-z |dz| per trust_spec_z decile (lowest trust first) and the outlier ROC AUCs.
 
     Returns ``available`` False with a ``note`` when the catalog lacks z_phot, trust_spec_z or
@@ -99,15 +110,22 @@ def photoz_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[str, 
         return _absent("photo-z", f"no {' or '.join(missing)} column: the atlas has no photo-z probe or spec-z trust")
     z_phot, trust = _column(catalog, "z_phot"), _column(catalog, "trust_spec_z")
     z_spec = _column(catalog, "z_spec") if "z_spec" in catalog.columns else np.full(len(catalog), np.nan)
+    held_out = _held_out(labelled, "z_spec")
     if "z" in catalog.columns:
         z_ref, reference = _column(catalog, "z"), "z"
-        use = np.isfinite(z_ref) & ~np.isfinite(z_spec)
-        note = ("against the true z of the simulated survey, on galaxies without a spec-z "
-                "(labelled galaxies' z_phot is in-sample and left out)")
+        if held_out:
+            use = np.isfinite(z_ref)
+            note = f"against the true z of the simulated survey, on every galaxy (labelled ones predicted {held_out})"
+        else:
+            use = np.isfinite(z_ref) & ~np.isfinite(z_spec)
+            note = ("against the true z of the simulated survey, on galaxies without a spec-z "
+                    "(labelled galaxies' z_phot is in-sample and left out)")
     else:
         z_ref, reference = z_spec, "z_spec"
         use = np.isfinite(z_ref)
-        note = ("no true z (not a simulated survey): against z_spec, on the labelled galaxies, whose "
+        note = (f"no true z (not a simulated survey): against z_spec, on the labelled galaxies, predicted {held_out}"
+                if held_out else
+                "no true z (not a simulated survey): against z_spec, on the labelled galaxies, whose "
                 "z_phot was fitted to these same z_spec (in-sample, so errors are optimistic)")
     use &= np.isfinite(z_phot) & np.isfinite(trust)
     if use.sum() < 2 * n_bins:
@@ -129,11 +147,13 @@ def photoz_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[str, 
     }
 
 
-def morphology_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[str, Any]:
+def morphology_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10,
+                              labelled: Mapping[str, str] | None = None) -> dict[str, Any]:
     """|p_features_pred - p_features| per trust_morphology decile (lowest trust first).
 
-    p_features is the (noisy) vote fraction, only known for labelled galaxies, whose prediction is
-    in-sample; the ``note`` says so, and says when a simulated survey's truth exists but is unused.
+    p_features is the (noisy) vote fraction, only known for labelled galaxies; the ``note`` says
+    whether their predictions were held out (`labelled`) or in-sample, and says when a simulated
+    survey's truth exists but is unused.
     """
     missing = [c for c in ("p_features_pred", "trust_morphology", "p_features") if c not in catalog.columns]
     if missing:
@@ -142,7 +162,9 @@ def morphology_error_by_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[s
     use = np.isfinite(pred) & np.isfinite(trust) & np.isfinite(ref)
     if use.sum() < 2 * n_bins:
         return _absent("morphology", f"only {int(use.sum())} galaxies have both p_features_pred and votes: too few to bin")
-    note = "against the vote fraction p_features of the labelled galaxies (in-sample: the probe was fitted to them)"
+    held_out = _held_out(labelled, "p_features")
+    note = (f"against the vote fraction p_features of the labelled galaxies, predicted {held_out}" if held_out else
+            "against the vote fraction p_features of the labelled galaxies (in-sample: the probe was fitted to them)")
     if "z" in catalog.columns:
         note += "; a simulated survey, but its votes (not its true morphology) are the reference, as for real data"
     error = np.abs(pred[use] - ref[use])
@@ -181,7 +203,9 @@ def verdict(photoz: dict[str, Any]) -> str:
     return f"{head}: AUC {auc:.2f} for {name} (vs {photoz['reference']}); {medians}"
 
 
-def validate_trust(catalog: pd.DataFrame, n_bins: int = 10) -> dict[str, Any]:
-    """Everything above: {"photoz": .., "morphology": .., "verdict": str}."""
-    photoz = photoz_error_by_trust(catalog, n_bins)
-    return {"photoz": photoz, "morphology": morphology_error_by_trust(catalog, n_bins), "verdict": verdict(photoz)}
+def validate_trust(catalog: pd.DataFrame, n_bins: int = 10, labelled: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Everything above: {"photoz": .., "morphology": .., "verdict": str}. `labelled`: the atlas's
+    record of how labelled galaxies were predicted (manifest stages.probes.labelled_predictions)."""
+    photoz = photoz_error_by_trust(catalog, n_bins, labelled)
+    return {"photoz": photoz, "morphology": morphology_error_by_trust(catalog, n_bins, labelled),
+            "verdict": verdict(photoz)}

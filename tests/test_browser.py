@@ -31,6 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 N = 800
+XSS = "window.__xss = (window.__xss || 0) + 1"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ def served(tmp_path_factory):
     np.save(folder / "emb.npy", (centres[which] + rng.standard_normal((N, 16))).astype(np.float32))
     pd.DataFrame({
         "object_id": np.arange(5000, 5000 + N), "ra": rng.uniform(0, 360, N), "dec": rng.uniform(-60, 60, N),
-        "z_spec": np.where(which < 2, 0.05 + 0.1 * which, np.nan), "type": np.array(["E", "S0", "Sa", "Sc"])[which],
+        "z_spec": np.where(which < 2, 0.05 + 0.1 * which, np.nan),
+        "type": np.array(["E", "S0", "Sa", f"<script>{XSS}</script>Sc"])[which],
+        "name": [f'<img src="x" onerror="{XSS}">NGC {i}' for i in range(N)],  # catalog text is never markup
     }).to_parquet(folder / "cat.parquet")
     config = config_from_dict({"name": "browser", "seed": 3, "embed": {"pca_dim": 8}, "neighbors": {"k": 20},
                                "project": {"n_neighbors": 10}, "trust": {"k": 5}, "anomaly": {"k": 5}})
@@ -200,3 +203,27 @@ def test_hovering_the_map_shows_the_pixels_value_and_the_galaxy_under_the_cursor
     line = _wait_text(page, re.compile(r"under the cursor: 5\d\d\d"))  # the galaxy's own object_id
     assert "type" in line
     page.screenshot(path=ARTIFACTS / "browser-hover.png")
+
+
+def test_catalog_markup_never_runs_in_the_page(page, served):
+    """Object names and types carrying <script> and <img onerror> are shown as text everywhere:
+    the gallery's record, the selection table, the hover line and the legend."""
+    _open(page, f"{served}?colour=type&galaxy=3")  # every name is hostile, and row 3's type
+    _wait_text(page, re.compile(r"NGC \d+"))  # the record's name, as text
+    box = _frame(page)
+    page.locator(".bk-tool-icon-lasso-select").first.click()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    for x, y in [(box["x"] + box["width"] - 2, box["y"] + 2), (box["x"] + box["width"] - 2, box["y"] + box["height"] - 2),
+                 (box["x"] + 2, box["y"] + box["height"] - 2), (box["x"] + 2, box["y"] + 2)]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text("Selection", exact=True).click()
+    _wait_text(page, "800 selected")
+    _wait_text(page, re.compile(r"<img src=.x. onerror"))  # the table shows the markup as text
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=20)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "browser-escaped.png")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator('img[src="x"]').count() == 0  # no element was made from catalog text
+    assert page.console_errors == []

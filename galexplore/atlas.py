@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 import galexplore
 from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path, atomic_write_text
+from galexplore.io import atomic_path, atomic_write_text, make_folder
 
 SCHEMA = "galexplore-atlas/1"
 MANIFEST = "manifest.json"
@@ -97,9 +97,10 @@ class AtlasWriter:
     """Writes the files of the atlas at `folder` and keeps its manifest in step with them.
 
     Each ``write_*``/``create_*``, ``remove`` and ``set*`` writes the manifest before returning.
-    Reopening an existing atlas keeps its files, stages and creation time; entries whose file is
-    missing or no longer matches (a crash between a rename and the manifest) are dropped and
-    listed in `dropped`, with the stages whose ``outputs`` named them.
+    Reopening an existing atlas keeps its files, stages and creation time, and rewrites nothing
+    until something changes; entries whose file is missing or no longer matches (a crash between
+    a rename and the manifest) are dropped and listed in `dropped`, with the stages whose
+    ``outputs`` named them.
 
     Files of one row per object (`per_object`, the default for ``.npy`` and the catalog) must all
     have the same number of rows, which becomes ``n_objects``; a file that disagrees is refused
@@ -107,15 +108,13 @@ class AtlasWriter:
     """
 
     def __init__(self, folder: str | Path, name: str, provenance: dict[str, Any] | None = None) -> None:
-        self.path = Path(folder)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise AtlasError(f"atlas {self.path}: not a folder") from exc
+        self.path = make_folder(folder)
         self._code_version = code_version()
         self.dropped: list[str] = []
+        recorded = None
         if (self.path / MANIFEST).exists():
             self.manifest = _read_manifest(self.path)
+            recorded = json.dumps(self.manifest, sort_keys=True)
             for file, entry in list(self.manifest["files"].items()):
                 try:
                     _check_file(self.path, file, entry)
@@ -133,7 +132,8 @@ class AtlasWriter:
         self.manifest["provenance"].update(_plain(provenance or {}))
         for partial in self.path.glob(".*.partial"):
             partial.unlink(missing_ok=True)  # left by a writer that was killed mid-write
-        self.commit()
+        if json.dumps(self.manifest, sort_keys=True) != recorded:
+            self.commit()  # an atlas opened and left as it was is not rewritten
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.atlas import AtlasWriter, file_fingerprint
+from galexplore.atlas import MANIFEST, AtlasWriter, file_fingerprint
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError
 from galexplore.io import atomic_path
@@ -86,10 +86,16 @@ def build(
     if (embeddings is None) != (catalog is None):
         raise GalexploreError("--embeddings and --catalog go together: give both, or neither to build from the survey")
     builder = _Builder(config, out, run or out.with_name(out.name + ".run"), device, dist, progress, log)
-    if embeddings is not None:
-        builder.from_embeddings(Path(embeddings), Path(catalog))
-    else:
-        builder.from_survey()
+    new = not out.exists()
+    try:
+        if embeddings is not None:
+            builder.from_embeddings(Path(embeddings), Path(catalog))
+        else:
+            builder.from_survey()
+    except GalexploreError:
+        if new and out.is_dir() and {p.name for p in out.iterdir()} <= {MANIFEST}:
+            shutil.rmtree(out)  # the atlas this build began holds nothing: leave no empty one behind
+        raise
     if not dist.is_main:
         return None
     builder.downstream()
@@ -122,10 +128,16 @@ class _Builder:
         self.reports: list[StageReport] = []
         self.fingerprints: dict[str, str] = {}
         self.n = 0
-        self.writer = AtlasWriter(out, name=config.name) if dist.is_main else None
+        self.writer: AtlasWriter | None = None  # rank 0's, opened by `_open_writer`
         self.source_catalog: Callable[[], pd.DataFrame] | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _open_writer(self) -> None:
+        """Open the atlas (rank 0) once the inputs are read and checked: a bad input leaves an
+        existing atlas as it was."""
+        if self.dist.is_main:
+            self.writer = AtlasWriter(self.out, name=self.config.name)
 
     def _up_to_date(self, stage: str, fp: str, outputs: tuple[str, ...]) -> bool:
         """Rank 0 decides from the manifest; every process of a torchrun job follows."""
@@ -164,8 +176,9 @@ class _Builder:
             self._simulate()
         else:
             self._not_needed("simulate", f"survey.source = {cfg.survey.source!r}")
-        survey_fp = _path_fingerprint(cfg.resolve(cfg.survey.path))
         with open_survey(cfg) as survey:
+            survey_fp = _path_fingerprint(cfg.resolve(cfg.survey.path))
+            self._open_writer()
             self.n = len(survey)
             self.source_catalog = _read_once(lambda: _survey_catalog(cfg))
             if self.writer is not None:
@@ -289,13 +302,9 @@ class _Builder:
                 f"expected one catalog row per embedding, in the same order"
             )
         self.n = len(array)
+        self._open_writer()
         self.source_catalog = _read_once(lambda: _given_catalog(catalog, self.config))
         source_fp = [file_fingerprint(embeddings), file_fingerprint(catalog)]
-        self.writer.set("provenance", {
-            "config": to_toml(absolute_paths(self.config)),
-            "embeddings": {"path": str(embeddings.resolve()), "catalog": str(catalog.resolve()),
-                           "fingerprint": source_fp},
-        })
 
         def copy() -> dict[str, Any]:
             update = self.progress("embed", self.n)
@@ -307,6 +316,12 @@ class _Builder:
             return {"dim": int(array.shape[1]), "detail": f"{self.n:,} x {array.shape[1]} from {embeddings.name}"}
 
         self._stage("embed", fingerprint("embed", source_fp), ("embeddings.npy",), copy)
+        # recorded once the embeddings are in: a refused file leaves the manifest as it was
+        self.writer.set("provenance", {
+            "config": to_toml(absolute_paths(self.config)),
+            "embeddings": {"path": str(embeddings.resolve()), "catalog": str(catalog.resolve()),
+                           "fingerprint": source_fp},
+        })
 
     # -- the stages after the embedding (rank 0) -------------------------------------------------
 
@@ -516,15 +531,7 @@ def _given_catalog(path: Path, config: Config) -> pd.DataFrame:
     from galexplore.survey.base import check_catalog
     from galexplore.survey.catalogs import catalog_positions, read_catalog_file, table_to_frame
 
-    if not path.exists():
-        raise GalexploreError(f"{path}: catalog file not found")
-    if path.suffix.lower() == ".parquet":
-        try:
-            table = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise GalexploreError(f"{path}: not a readable Parquet file ({exc})") from None
-    else:
-        table = table_to_frame(read_catalog_file(path), config.survey.bands)
+    table = table_to_frame(read_catalog_file(path), config.survey.bands)
     table = catalog_positions(table, config.survey, str(path))
     return check_catalog(table, len(table), str(path))
 
@@ -535,7 +542,13 @@ def _open_embeddings(path: Path) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
+        if "object" in str(exc).lower():  # numpy's refusal of an object array: unpickling could run code
+            raise GalexploreError(f"{path}: holds Python objects (a pickle), which galexplore never loads; "
+                                  f"expected a float array of N objects x D dimensions") from None
         raise GalexploreError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive too
+        array.close()
+        raise GalexploreError(f"{path}: an .npz archive of arrays; expected one .npy array of N objects x D dimensions")
     if array.ndim != 2 or array.shape[1] < 2 or array.dtype.kind != "f":
         raise GalexploreError(
             f"{path}: embeddings of shape {array.shape} and dtype {array.dtype}; expected a 2-D "

@@ -455,11 +455,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from galexplore.atlas import CATALOG, open_atlas
+    from galexplore.io import make_folder
     from galexplore.report import write_report
 
     atlas = open_atlas(args.atlas, require=(CATALOG,))
+    out = make_folder(args.out or args.atlas / "report")
     start = time.perf_counter()
-    path = write_report(atlas, args.out or args.atlas / "report")
+    path = write_report(atlas, out)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -1,8 +1,12 @@
-"""A selection of an atlas's catalog as a file: CSV, FITS, VOTable or Parquet, and its download name.
+"""Catalog files in and out of the explorer: a selection of an atlas's catalog as a CSV, FITS,
+VOTable or Parquet file with its download name, and a user's uploaded catalog read back.
 
 object_id, ra and dec come first, then every other catalog column; missing values stay missing.
 FITS and VOTable go through astropy Tables (VOTable packed with numpy, checked against astropy's
 own writer on a sample of every export); CSV through pyarrow; Parquet keeps categories.
+
+An upload (`read_uploaded_catalog`) is size-capped and parsed as data only (no pickles, no code),
+and must give every row a position.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from galexplore.errors import GalexploreError
 
 FIRST_COLUMNS = ("object_id", "ra", "dec")
 MAX_NAME_CHARS = 80  # of the atlas name inside an export file name
+MAX_UPLOAD_BYTES = 64 * 2**20  # a catalog of about a million positions as CSV
 
 
 class ExportFormat(NamedTuple):
@@ -207,6 +212,69 @@ def _binary2_stream(table: Any, fields: list[tuple[str, str | None]]) -> np.ndar
     for (field, *_), value in zip(layout, values):
         rows[field] = value
     return rows.view(np.uint8)
+
+
+def read_uploaded_catalog(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
+    """A catalog a user uploaded (e.g. positions to cross-match), in one of `EXPORT_FORMATS`
+    chosen by the suffix of `filename` (.vot, .votable or .xml for VOTable; .fit, .fts for FITS).
+
+    Parsed as data only and refused beyond `max_bytes`. Its RA and Dec columns are found by name
+    in any case (ra, RA, Dec, ...) and renamed ``ra`` and ``dec``, float64 degrees, every row in
+    range. Raises `GalexploreError` naming the file, and the column and row, otherwise.
+    """
+    name = re.split(r"[\\/]", str(filename))[-1] or "upload"  # a browser's name: for messages only
+    if len(data) > max_bytes:
+        raise GalexploreError(f"{name}: {len(data):,} bytes; an uploaded catalog may have at most {max_bytes:,} bytes")
+    suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    fmt = next((f for f, spec in EXPORT_FORMATS.items() if suffix == spec.suffix), _UPLOAD_SUFFIXES.get(suffix))
+    if fmt is None:
+        expected = ", ".join(sorted({spec.suffix for spec in EXPORT_FORMATS.values()} | set(_UPLOAD_SUFFIXES)))
+        raise GalexploreError(f"{name}: unknown catalog format {suffix or '(no suffix)'!r}; expected one of {expected}")
+    table = _parse_upload(data, name, fmt)
+    if len(table) == 0:
+        raise GalexploreError(f"{name}: the catalog has no rows; expected one row per position")
+    by_lower: dict[str, list[str]] = {}
+    for column in table.columns:
+        by_lower.setdefault(str(column).lower(), []).append(column)
+    found = ", ".join(map(str, table.columns)) or "(none)"
+    for want in ("ra", "dec"):
+        matches = by_lower.get(want, [])
+        if len(matches) != 1:
+            what = f"no {want!r} column" if not matches else f"{len(matches)} {want!r} columns ({', '.join(matches)})"
+            raise GalexploreError(f"{name}: {what}; expected one column each of ra and dec in degrees "
+                                  f"(any case); found columns: {found}")
+        table = table.rename(columns={matches[0]: want})
+    from galexplore.survey.base import check_coordinates
+
+    return check_coordinates(table.reset_index(drop=True), name)
+
+
+_UPLOAD_SUFFIXES = {".votable": "votable", ".xml": "votable", ".fit": "fits", ".fts": "fits"}
+
+
+def _parse_upload(data: bytes, name: str, fmt: str) -> pd.DataFrame:
+    """The bytes of a catalog file of format `fmt` as a DataFrame (data only)."""
+    from galexplore.survey.catalogs import (
+        parse_csv_catalog,
+        read_fits_catalog,
+        read_parquet_catalog,
+        table_to_frame,
+    )
+
+    if fmt == "csv":
+        return parse_csv_catalog(data, name)
+    if fmt == "fits":
+        return table_to_frame(read_fits_catalog(io.BytesIO(data), name), ())
+    if fmt == "parquet":
+        return read_parquet_catalog(io.BytesIO(data), name)
+    from xml.parsers.expat import ExpatError
+
+    from astropy.io.votable import parse_single_table
+
+    try:
+        return table_to_frame(parse_single_table(io.BytesIO(data)).to_table(), ())
+    except (ValueError, IndexError, ExpatError) as exc:  # VOTable spec errors are ValueErrors
+        raise GalexploreError(f"{name}: not a readable VOTable ({str(exc).splitlines()[0]})") from None
 
 
 def export_name(atlas_name: str, fmt: str, when: datetime.datetime) -> str:

@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from galexplore.errors import GalexploreError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -24,7 +26,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     'done'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # a folder in the way is refused now, before anything is written, not at the rename
+    if path.is_dir():
+        raise GalexploreError(f"{path}: is a folder; expected the name of a file to write")
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the mode an ordinary new file would get,
@@ -38,6 +43,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def make_folder(folder: str | Path) -> Path:
+    """Create `folder` (and its parents) unless it exists; a file in the way is a `GalexploreError`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise GalexploreError(
+            f"{folder}: not a folder (a file of that name exists); expected a folder to write in"
+        ) from None
+    return folder
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

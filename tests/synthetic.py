@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +38,13 @@ def tiny_survey(seed: int = 0) -> ArraySurvey:
         "z_spec": size / 20, "p_features": (colour[:, 0] > 1.25).astype(float),
     })
     return ArraySurvey(images.astype(np.float32), catalog, bands=list("ugriz"))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height RGB pixels, with no real pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")

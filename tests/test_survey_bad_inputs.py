@@ -4,8 +4,6 @@ what was expected versus found."""
 from __future__ import annotations
 
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import h5py
@@ -22,6 +20,8 @@ from galexplore.survey.fits import FitsSurvey
 from galexplore.survey.hdf5 import HDF5Survey
 from galexplore.survey.images import ImageFolderSurvey
 from galexplore.survey.memory import ArraySurvey
+
+from .synthetic import png_header_only
 
 N, SIZE = 4, 8
 RNG_SEED = 9
@@ -53,16 +53,6 @@ def write_folder(folder: Path, n: int = N, size: int = SIZE, **columns: object) 
     table = {**radec(n), "file": [f"g{i}.png" for i in range(n)], **columns}
     pd.DataFrame({k: v for k, v in table.items() if v is not None}).to_csv(folder / "catalog.csv", index=False)
     return folder
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height RGB pixels, with no real pixel data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
 def raises(match: str) -> pytest.RaisesExc:

@@ -30,6 +30,7 @@ import numpy as np
 
 import galexplore
 from galexplore.config import Config, to_toml
+from galexplore.errors import GalexploreError
 from galexplore.io import atomic_path, atomic_write_text
 from galexplore.simulate.objects import COLUMNS, empty_columns, simulate_object, simulation_context
 from galexplore.simulate.photometry import BANDS
@@ -56,6 +57,7 @@ def simulate_survey(
     n = sim.n if n is None else int(n)
     if n < 1:
         raise ValueError(f"n = {n}; expected at least one object")
+    _check_replaceable(out)
     workers = sim.workers if workers is None else int(workers)
     # The resolved config records N; the worker count is how it ran, not what it made.
     resolved = dataclasses.replace(config, simulate=dataclasses.replace(sim, n=n))
@@ -142,6 +144,24 @@ def _assemble(out: Path, partial: Path, chunks: list[tuple[int, int]], config: C
             f.attrs["seed"] = config.seed
             f.attrs["galexplore_version"] = galexplore.__version__
             f.attrs["config"] = toml
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse, before simulating, to replace anything at `out` but a survey simulated here."""
+    if out.is_dir():
+        raise GalexploreError(f"{out}: is a folder; expected the name of the .h5 survey file to write")
+    if not out.exists():
+        return
+    try:
+        with h5py.File(out, "r") as f:
+            simulated = bool(f.attrs.get(SIMULATED_MARK, False))
+    except OSError:
+        simulated = False
+    if not simulated:
+        raise GalexploreError(
+            f"{out}: exists and is not a survey that galexplore simulated; refusing to overwrite it "
+            f"(move it, or give another --out)"
+        )
 
 
 def _fingerprint(toml: str) -> str:

@@ -22,6 +22,10 @@ import pandas as pd
 from galexplore.errors import SurveyError
 
 REQUIRED_COLUMNS = ("object_id", "ra", "dec")
+#: no cutout is larger than this on a side (as config's survey.image_size) or has more bands: a
+#: bigger header is corrupt or not a cutout survey, refused before any pixel is read or allocated
+MAX_CUTOUT_SIDE = 4096
+MAX_BANDS = 256
 
 
 class Survey(abc.ABC):
@@ -100,6 +104,17 @@ class Survey(abc.ABC):
         return batch
 
 
+def check_cutout_shape(shape: tuple[int, int, int], source: str) -> None:
+    """Refuse a declared cutout shape (C, H, W) beyond `MAX_BANDS` x `MAX_CUTOUT_SIDE`^2."""
+    c, h, w = shape
+    if c > MAX_BANDS or h > MAX_CUTOUT_SIDE or w > MAX_CUTOUT_SIDE:
+        raise SurveyError(
+            f"{source}: cutouts of {c}x{h}x{w} (C x H x W) are absurdly large; expected at most "
+            f"{MAX_BANDS} bands of {MAX_CUTOUT_SIDE}x{MAX_CUTOUT_SIDE} pixels. The file is corrupt or "
+            f"not a cutout survey"
+        )
+
+
 def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataFrame:
     """Validate a catalog against its images: length, required columns, ids, coordinates.
 
@@ -125,6 +140,12 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
             f"{source}: duplicate object_id {_plain(catalog['object_id'].iloc[rows[0]])!r} in rows "
             f"{rows[0]} and {rows[1]}; expected unique ids"
         )
+    return check_coordinates(catalog, source)
+
+
+def check_coordinates(catalog: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check that `catalog`'s ra and dec columns are finite degrees in range, and make them
+    float64 (in place; `catalog` is returned). Raises `SurveyError` naming the column and row."""
     for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
         try:
             values = pd.to_numeric(catalog[col], errors="raise").to_numpy(dtype=np.float64)

@@ -1,14 +1,15 @@
-"""Catalog files beside the cutouts (CSV or a FITS table), read into DataFrames with clear errors.
+"""Catalog files (CSV, a FITS table or Parquet), read into DataFrames with clear errors.
 
-Shared by the FITS and image-folder readers: reading the file, finding each object's RA/Dec
-(columns, or IAU names parsed into columns), and the column naming each object's image file.
+Shared by the FITS and image-folder readers, `build --catalog` and uploads: reading the file,
+finding each object's RA/Dec (columns, or IAU names parsed into columns), and the column naming
+each object's image file.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,11 @@ def read_csv_catalog(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataF
         raise SurveyError(f"{path}: catalog file not found") from None
     except IsADirectoryError:
         raise SurveyError(f"{path}: is a folder, expected a CSV catalog file") from None
+    return parse_csv_catalog(raw, str(path), text_columns)
+
+
+def parse_csv_catalog(raw: bytes, source: str, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The bytes of a UTF-8 CSV catalog as a DataFrame; `source` names it in error messages."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -41,38 +47,58 @@ def read_csv_catalog(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataF
         start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
         line = raw[:start].count(b"\n") + 1
         raise SurveyError(
-            f"{path}: not UTF-8 text: byte {start} (line {line}) is 0x{raw[start]:02x} "
+            f"{source}: not UTF-8 text: byte {start} (line {line}) is 0x{raw[start]:02x} "
             f"({exc.reason}); save the catalog as UTF-8"
         ) from None
     try:
         return pd.read_csv(io.StringIO(text), dtype={c: str for c in text_columns if c}, low_memory=False)
     except pd.errors.EmptyDataError:
-        raise SurveyError(f"{path}: the catalog is empty; expected a header row and one row per object") from None
+        raise SurveyError(f"{source}: the catalog is empty; expected a header row and one row per object") from None
     except pd.errors.ParserError as exc:
-        raise SurveyError(f"{path}: not a readable CSV catalog ({exc})") from None
+        raise SurveyError(f"{source}: not a readable CSV catalog ({exc})") from None
 
 
-def read_fits_catalog(path: Path) -> Table:
-    """The first table HDU of a FITS file, as an astropy Table (convert with `table_to_frame`)."""
+def read_fits_catalog(path: Path | BinaryIO, source: str | None = None) -> Table:
+    """The first table HDU of a FITS file (a path, or an open binary file named `source` in
+    messages), as an astropy Table (convert with `table_to_frame`)."""
     from astropy.io import fits
     from astropy.table import Table
 
+    source = source or str(path)
     try:
         with fits.open(path, memmap=False) as hdul:
             for hdu in hdul:
                 if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
                     return Table.read(hdu)
     except FileNotFoundError:
-        raise SurveyError(f"{path}: catalog file not found") from None
-    except OSError as exc:
-        raise SurveyError(f"{path}: not a readable FITS file ({exc})") from None
-    raise SurveyError(f"{path}: no table HDU; expected a FITS binary table with one row per object")
+        raise SurveyError(f"{source}: catalog file not found") from None
+    except (OSError, ValueError) as exc:
+        raise SurveyError(f"{source}: not a readable FITS file ({exc})") from None
+    except TypeError as exc:  # numpy's, when a header declares more rows than the file holds
+        raise SurveyError(f"{source}: the table header declares more data than the file holds ({exc}); "
+                          f"the file is truncated or corrupt") from None
+    raise SurveyError(f"{source}: no table HDU; expected a FITS binary table with one row per object")
+
+
+def read_parquet_catalog(path: Path | BinaryIO, source: str | None = None) -> pd.DataFrame:
+    """A Parquet catalog (a path, or an open binary file named `source` in messages)."""
+    import pyarrow as pa
+
+    source = source or str(path)
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except FileNotFoundError:
+        raise SurveyError(f"{source}: catalog file not found") from None
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise SurveyError(f"{source}: not a readable Parquet file ({exc})") from None
 
 
 def read_catalog_file(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame | Table:
-    """A CSV (DataFrame) or FITS-table (astropy Table) catalog, chosen by the file's suffix."""
+    """A CSV or Parquet (DataFrame) or FITS-table (astropy Table) catalog, chosen by the file's suffix."""
     if path.name.lower().endswith(FITS_SUFFIXES):
         return read_fits_catalog(path)
+    if path.suffix.lower() == ".parquet":
+        return read_parquet_catalog(path)
     return read_csv_catalog(path, text_columns)
 
 

@@ -34,7 +34,7 @@ from astropy.io import fits
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
-from galexplore.survey.base import Survey, check_catalog
+from galexplore.survey.base import Survey, check_catalog, check_cutout_shape
 from galexplore.survey.catalogs import (
     catalog_positions,
     file_names,
@@ -81,6 +81,7 @@ class FitsSurvey(Survey):
             self._open_file(cfg, catalog_path)
         else:
             raise SurveyError(f"{self.path}: no such file or folder")
+        check_cutout_shape(self.shape, self.source)
         if self.shape[1] != self.shape[2]:
             raise SurveyError(f"{self.source}: cutouts are {self.shape[1]}x{self.shape[2]} pixels; expected square cutouts")
         if cfg.image_size and self.shape[1:] != (cfg.image_size, cfg.image_size):

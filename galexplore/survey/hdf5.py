@@ -23,7 +23,7 @@ import pandas as pd
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
-from galexplore.survey.base import Survey, check_catalog, rename_columns, standard_columns
+from galexplore.survey.base import Survey, check_catalog, check_cutout_shape, rename_columns, standard_columns
 from galexplore.survey.handles import ProcessLocalFile
 
 #: the attribute that marks a file written by `galexplore simulate`
@@ -69,6 +69,7 @@ class HDF5Survey(Survey):
         n = images.shape[0]
         c, h, w = (images.shape[3], images.shape[1], images.shape[2]) if self.channels_last else images.shape[1:]
         self.shape = (int(c), int(h), int(w))
+        check_cutout_shape(self.shape, f"{self.source}: '{self.images_key}'")
         self.bands = _bands(f, cfg, c, self.source)
         self.pixel_scale = float(f.attrs.get("pixel_scale", cfg.pixel_scale))
         if cfg.image_size and (h, w) != (cfg.image_size, cfg.image_size):

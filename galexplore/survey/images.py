@@ -24,15 +24,12 @@ from PIL import Image
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
-from galexplore.survey.base import Survey, check_catalog
+from galexplore.survey.base import MAX_CUTOUT_SIDE, Survey, check_catalog
 from galexplore.survey.catalogs import catalog_positions, file_names, read_csv_catalog
 
 #: default channel names of a colour composite, in file order, and of a greyscale image
 RGB_BANDS = ("red", "green", "blue")
 GREY_BANDS = ("grey",)
-#: no cutout is larger than this on a side (as survey.image_size); a bigger header is corrupt or
-#: a decompression bomb, refused before its pixels are decoded
-MAX_IMAGE_SIDE = 4096
 #: PIL modes of 8-bit images and how many channels each gives (alpha dropped, palette expanded)
 _CHANNELS = {"1": 1, "L": 1, "LA": 1, "P": 3, "PA": 3, "RGB": 3, "RGBA": 3, "RGBX": 3, "CMYK": 3, "YCbCr": 3}
 
@@ -95,11 +92,11 @@ class ImageFolderSurvey(Survey):
         except (OSError, SyntaxError, ValueError) as exc:
             raise SurveyError(f"{where}: not a readable PNG/JPEG image ({exc})") from None
         width, height = image.size
-        if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        if width > MAX_CUTOUT_SIDE or height > MAX_CUTOUT_SIDE:  # a decompression bomb: not decoded
             image.close()
             raise SurveyError(
                 f"{where}: image header claims {width}x{height} pixels, absurdly large for a cutout "
-                f"(at most {MAX_IMAGE_SIDE} per side); the file is corrupt or not a cutout"
+                f"(at most {MAX_CUTOUT_SIDE} per side); the file is corrupt or not a cutout"
             )
         if image.mode not in _CHANNELS:
             image.close()

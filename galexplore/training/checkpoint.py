@@ -8,6 +8,7 @@ numbers, strings, lists and dicts only, so a shared checkpoint can never run cod
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from galexplore.io import atomic_path
 
 CHECKPOINT_GLOB = "step-*.pt"
 _STEP = re.compile(r"step-(\d+)\.pt$")
+_UNSUPPORTED = re.compile(r"(Unsupported global: GLOBAL \S+)")  # in torch's weights_only refusal
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -71,9 +73,23 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, refusing anything but plain data."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GalexploreError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as exc:
+        # weights_only refused a global: the file would run code or build objects when unpickled
+        found = _UNSUPPORTED.search(str(exc))
+        what = found.group(1) if found else str(exc).strip().splitlines()[0]
+        raise GalexploreError(
+            f"{path}: refused: the file holds Python objects beyond tensors and plain data ({what}); "
+            f"galexplore loads checkpoints with weights_only=True and never runs code from them"
+        ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GalexploreError(f"{path}: not a readable galexplore checkpoint ({first})") from None
+    if not isinstance(state, dict):
+        raise GalexploreError(
+            f"{path}: not a galexplore checkpoint: it holds a {type(state).__name__}; expected the "
+            f"dictionary of weights and settings that `galexplore train` writes"
+        )
+    return state

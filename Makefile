@@ -14,7 +14,7 @@ DEMO_CONFIG := pipelines/demo.toml
 DEMO_ATLAS := data/atlas/demo
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,13 @@ test: $(STAMP) $(CHROMIUM)
 # Exit status 5 means no test carried the marker: not a failure.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
+
+# Every figure against what a user would use instead (bench/suite.py), into bench/results/
+# (<date>-<host>.json and .md, and latest.md). About 30 minutes on 2 cores from nothing; inputs and
+# the 10^6-galaxy atlas are kept in data/scale for the next run. Options, e.g.:
+# make bench BENCH_ARGS="--only query graph" (or --quick, --set umap_n=100000).
+bench: $(STAMP)
+	$(PY) -m bench.suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

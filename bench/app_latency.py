@@ -1,12 +1,12 @@
 """Server-side latencies and memory of the explorer on an atlas (default: the 1,000,000-galaxy scale atlas).
 
-    .venv/bin/python bench/app_latency.py [ATLAS] [--repeat 5]
+    .venv/bin/python bench/app_latency.py [ATLAS] [--repeat 5] [--sessions 10] [--out FILE]
 
 Each session's layout is rendered into a Bokeh document in this process (the server's code path,
 without the websocket), and streams are fired as the browser would fire them: a pan/zoom range,
 a colour change, a tap, a lasso around about 10% of the galaxies. Times are from the event to the
 updated models, the median of --repeat warm runs (the first, cold run is reported apart).
-Memory: the process's resident memory before and after a second session. Start-up: `panel serve`
+Memory: the process's resident memory with one session and with --sessions. Start-up: `panel serve`
 with app/setup.py (as `galexplore serve` runs it) until the page answers. Build the scale atlas with bench/scale_check.py.
 """
 
@@ -100,6 +100,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("atlas", nargs="?", type=Path, default=ROOT / "data" / "scale" / "atlas-1000000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=10, help="sessions open when memory is read the second time")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
     import panel as pn
     from store import load
@@ -112,8 +114,8 @@ def main() -> int:
     explorer, _ = session(data)
     first_session_s = time.perf_counter() - start
     one = rss_mb()
-    other, _ = session(data)
-    two = rss_mb()
+    others = [session(data) for _ in range(args.sessions - 1)]  # kept open while memory is read
+    many = rss_mb()
     x0, x1, y0, y1 = data.bounds
     views = iter([(x0 + f * (x1 - x0), x1 - f * (x1 - x0), y0 + f * (y1 - y0), y1 - f * (y1 - y0))
                   for f in np.linspace(0.02, 0.3, 200)])
@@ -160,8 +162,8 @@ def main() -> int:
     result = {
         "atlas": str(args.atlas), "n": data.n,
         "load_s": round(load_s, 2), "first_session_s": round(first_session_s, 2),
-        "rss_mb": {"before_load": round(before), "one_session": round(one), "two_sessions": round(two),
-                   "second_session_mb": round(two - one, 1)},
+        "rss_mb": {"before_load": round(before), "one_session": round(one), "sessions": 1 + len(others),
+                   "all_sessions": round(many), "per_extra_session_mb": round((many - one) / max(len(others), 1), 1)},
         "pan_zoom": timed(pan_zoom, args.repeat),
         "colour_change": timed(recolour, args.repeat),
         "click_to_gallery": timed(tap, args.repeat),
@@ -171,6 +173,8 @@ def main() -> int:
     answering, first_page = startup_seconds(args.atlas)
     result["startup_s"] = {"server_answering": round(answering, 2), "first_page_served": round(first_page, 2)}
     print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0
 
 

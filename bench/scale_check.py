@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """name = "scale"
 seed = 0
 [embed]
-pca_dim = 64
+pca_dim = {pca_dim}
 """
 
 
@@ -62,32 +62,51 @@ def make_inputs(n: int, dim: int, folder: Path, seed: int = 0) -> tuple[Path, Pa
     return emb, cat
 
 
+def build_scale_atlas(n: int, dim: int, work: Path) -> dict:
+    """Make the inputs (kept when they exist) and run `galexplore build` on them in a fresh process.
+
+    Returns the atlas's path, the build's wall time and peak memory, and each stage's time and
+    detail as its manifest records them (stages already up to date keep an earlier build's time).
+    Raises RuntimeError with the end of the build's output when it fails.
+    """
+    emb, cat = make_inputs(n, dim, work)
+    config = work / "scale.toml"
+    config.write_text(CONFIG.format(pca_dim=min(64, dim)), encoding="utf-8")
+    atlas = work / f"atlas-{n}"
+    before = _stages(atlas)
+    command = ["/usr/bin/time", "-v", str(Path(sys.executable).with_name("galexplore")), "build", str(config),
+               "--out", str(atlas), "--embeddings", str(emb), "--catalog", str(cat)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"galexplore build of {atlas} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak_kb = next((int(line.split()[-1]) for line in done.stderr.splitlines() if "Maximum resident" in line), None)
+    after = _stages(atlas)
+    stages = {name: {k: info.get(k) for k in ("seconds", "peak_mb", "detail")} for name, info in after.items()}
+    ran = [name for name, info in after.items() if before.get(name) != info]  # the others were up to date
+    return {"atlas": str(atlas), "n": n, "dim": dim, "wall_s": round(wall, 1), "ran": ran,
+            "peak_gb": round(peak_kb / 1024**2, 2) if peak_kb else None, "stages": stages, "output": done.stdout}
+
+
+def _stages(atlas: Path) -> dict:
+    manifest = atlas / "manifest.json"
+    return json.loads(manifest.read_text())["stages"] if manifest.exists() else {}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "scale")
     args = parser.parse_args()
-    start = time.perf_counter()
-    emb, cat = make_inputs(args.n, args.dim, args.work)
-    print(f"inputs: {emb} and {cat} ({time.perf_counter() - start:.0f} s)", flush=True)
-    config = args.work / "scale.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    atlas = args.work / f"atlas-{args.n}"
-    command = ["/usr/bin/time", "-v", str(ROOT / ".venv" / "bin" / "galexplore"), "build", str(config),
-               "--out", str(atlas), "--embeddings", str(emb), "--catalog", str(cat)]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    print(done.stdout)
-    peak_kb = next((int(line.split()[-1]) for line in done.stderr.splitlines() if "Maximum resident" in line), None)
-    if done.returncode:
-        print(done.stderr[-3000:], file=sys.stderr)
-        return done.returncode
-    manifest = json.loads((atlas / "manifest.json").read_text())
-    stages = {name: {k: info.get(k) for k in ("seconds", "peak_mb", "detail")} for name, info in manifest["stages"].items()}
-    print(json.dumps({"n": args.n, "dim": args.dim, "wall_s": round(wall, 1),
-                      "peak_gb": round(peak_kb / 1024**2, 2) if peak_kb else None, "stages": stages}, indent=1))
+    try:
+        result = build_scale_atlas(args.n, args.dim, args.work)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(result.pop("output"))
+    print(json.dumps(result, indent=1))
     return 0
 
 

@@ -123,8 +123,8 @@ class Explorer(param.Parameterized):
                 cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=SELECT_TOOLS)
         else:
             aggregator = ds.count() if column is None else ds.mean(column)
-            # hover shows the pixel's position and value; HoloViews' `selector` (the galaxy under the
-            # cursor) shows every field as undefined on this stack (holoviews 1.23, bokeh 3.9)
+            # the hover tool shows the pixel's value; the galaxy under the cursor is `hover`'s line
+            # (HoloViews' `selector` shows every field as undefined on holoviews 1.23, bokeh 3.9)
             raster = rasterize(points, aggregator=aggregator, **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
                 cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm=cnorm, colorbar=True,

@@ -17,8 +17,11 @@ from store import load  # noqa: E402
 
 
 def warm() -> None:
+    import time
+
     from galexplore.errors import GalexploreError
 
+    start = time.perf_counter()
     try:
         data = load(atlas_path(sys.argv))
     except GalexploreError:
@@ -29,6 +32,7 @@ def warm() -> None:
     data.warm([None, first] if first else [None])
     data.index.build()  # clicks, hovers and searches
     data.warm()
+    print(f"galexplore: {data.name} warm in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 threading.Thread(target=warm, name="galexplore-warm", daemon=True).start()

@@ -6,6 +6,7 @@ session changes (its selection, its query, its colouring) lives in its own `Expl
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from dataclasses import dataclass, field
@@ -114,6 +115,25 @@ class AtlasData:
             self.histograms[column] = np.histogram(values, bins=bins, range=(lo, hi if hi > lo else lo + 1))
         return self.histograms[column]
 
+
+def fixed_mmap_threshold(nbytes: int = 256 * 1024) -> bool:
+    """Serve large allocations (a session's rasters, megabytes each, made anew on every pan) from
+    their own memory maps, returned to the system when freed, on glibc; whether it was set.
+
+    glibc raises its mmap threshold each time such a block is freed, after which the rasters come
+    from the heap, which fragments and does not shrink: a server's memory grew by about 4 MB per
+    pan per session (130 MB in 30 pans) with nothing of Python's left alive; with a fixed
+    threshold it stays flat (6 MB).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False  # not glibc: its allocator does something else
+    M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h; setting it fixes the threshold
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, nbytes))
+
+
+fixed_mmap_threshold()
 
 _LOADED: dict[Path, AtlasData] = {}
 _LOCK = threading.Lock()

@@ -34,12 +34,8 @@ N = 800
 XSS = "window.__xss = (window.__xss || 0) + 1"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A small atlas served by `panel serve app/` on a free port: yields the app's URL."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
-    folder = tmp_path_factory.mktemp("browser")
+def browser_atlas(folder: Path) -> Path:
+    """A small atlas of clustered embeddings whose names and types carry markup, in `folder`."""
     rng = np.random.default_rng(4)
     centres = rng.standard_normal((4, 16)) * 3
     which = rng.integers(0, 4, N)
@@ -53,12 +49,21 @@ def served(tmp_path_factory):
     config = config_from_dict({"name": "browser", "seed": 3, "embed": {"pca_dim": 8}, "neighbors": {"k": 20},
                                "project": {"n_neighbors": 10}, "trust": {"k": 5}, "anomaly": {"k": 5}})
     build(config, folder / "atlas", embeddings=folder / "emb.npy", catalog=folder / "cat.parquet")
+    return folder / "atlas"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A small atlas served by `panel serve app/` on a free port: yields the app's URL."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: `make test` installs Debian's chromium")
+    atlas = browser_atlas(tmp_path_factory.mktemp("browser"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port), "--address", "127.0.0.1",
-         "--allow-websocket-origin", f"127.0.0.1:{port}", "--args", "--atlas", str(folder / "atlas")],
+         "--allow-websocket-origin", f"127.0.0.1:{port}", "--args", "--atlas", str(atlas)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/app"
     deadline = time.monotonic() + 90

@@ -1,0 +1,359 @@
+"""Many users at once: concurrent browser sessions against one served explorer.
+
+    .venv/bin/python bench/load_test.py [ATLAS] [--sessions 20] [--seconds 120] [--seed 0]
+
+Serves ATLAS (default: the 1,000,000-galaxy scale atlas) with `panel serve app/` as
+`galexplore serve` does, opens --sessions pages in one headless Chromium (Debian's, as the
+browser tests), and lets each session pan, zoom, change the colouring, lasso, click, find a
+galaxy and export, at random, for --seconds. Prints one JSON object:
+
+- latencies per action (p50, p95, max, count): seconds from the action in the page to the first
+  large websocket frame the page receives after it (a new map image or gallery: what the person
+  waits for), as the browser sees them, so queueing behind other sessions counts;
+- errors: console and page errors, server tracebacks, actions whose answer never came;
+- cross-talk: each session finds galaxies only it asks for and must see exactly those in its own
+  gallery, and each export must hold as many rows as its own page says are selected;
+- the server's resident memory before any session, with every session open, and at the end.
+
+Exit status 1 when any error or cross-talk was seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless Chromium on a closed network: no background connections (see the env notes).
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ACTIONS = ("pan", "zoom", "colour", "lasso", "click", "find", "export")
+LARGE_FRAME = 8_000  # bytes: a websocket frame this large carries an image (map or gallery)
+ANSWER_TIMEOUT = 30.0  # seconds an action may wait for its answer before it counts as an error
+SELECTED = re.compile(r"([\d,]+) selected")
+SCREENSHOTS: Path | None = None  # --screenshots: where a page is saved when an answer never came
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve(atlas: Path, port: int, log: Path) -> subprocess.Popen:
+    """`panel serve app/` on `port` (as `galexplore serve` runs it), answering once this returns."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1",
+         "--setup", str(ROOT / "app" / "setup.py"), "--args", "--atlas", str(atlas)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # answering, and warm (app/setup.py says when)
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited ({server.returncode}); see {log}")
+        if " warm in " in log.read_text():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=60)
+                return server
+            except urllib.error.HTTPError:
+                return server
+            except OSError:
+                pass
+        time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"the server did not answer and warm within 300 s; see {log}")
+
+
+@dataclass
+class Session:
+    """One person's page: what they did, how long each answer took, what went wrong."""
+
+    index: int
+    page: object
+    own_ids: list[str]
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {a: [] for a in ACTIONS})
+    errors: list[str] = field(default_factory=list)
+    crosstalk: list[str] = field(default_factory=list)
+    frames: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, bytes) of large frames
+    box: dict | None = None
+    done: bool = False
+
+    def listen(self) -> None:
+        def on_websocket(ws) -> None:
+            ws.on("framereceived", lambda payload: self._frame(payload))
+
+        self.page.on("websocket", on_websocket)
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+
+    def _frame(self, payload: str | bytes) -> None:
+        if len(payload) >= LARGE_FRAME:
+            self.frames.append((time.monotonic(), len(payload)))
+
+    async def answered(self, action: str, since: float, nothing_to_show=None) -> None:
+        """Wait for the first large frame after `since`; record the latency (or an error).
+
+        nothing_to_show: a coroutine function saying, when no frame came within a few seconds,
+        that the action changed nothing on screen (a lasso around empty space), so none was due.
+        """
+        deadline = since + ANSWER_TIMEOUT
+        while time.monotonic() < deadline:
+            later = [t for t, _ in self.frames if t > since]
+            if later:
+                self.latencies[action].append(min(later) - since)
+                return
+            if nothing_to_show is not None and time.monotonic() > since + 3 and await nothing_to_show():
+                self.latencies.setdefault(f"{action}_empty", []).append(time.monotonic() - since)
+                return
+            await asyncio.sleep(0.01)
+        self.errors.append(f"{action}: no answer within {ANSWER_TIMEOUT:.0f} s")
+        if SCREENSHOTS:
+            await self.page.screenshot(path=SCREENSHOTS / f"no-answer-{self.index}-{action}-{since:.0f}.png")
+
+
+async def map_box(page) -> dict:
+    """The inner part of the map's canvas (the largest canvas), away from axes and toolbar."""
+    boxes = [await c.bounding_box() for c in await page.locator("canvas").all()]
+    canvas = max((b for b in boxes if b), key=lambda b: b["width"] * b["height"])
+    return {"x": canvas["x"] + 0.2 * canvas["width"], "y": canvas["y"] + 0.15 * canvas["height"],
+            "width": 0.55 * canvas["width"], "height": 0.65 * canvas["height"]}
+
+
+async def tool(page, name: str) -> None:
+    """Make the map's tool `name` the active one (a click on an active tool would switch it off)."""
+    icon = page.locator(f".bk-tool-icon-{name}").first
+    if not await icon.evaluate("e => (e.getRootNode().host || e).classList.contains('bk-active')"):
+        await icon.click()
+
+
+async def act(session: Session, action: str, rng: random.Random, colours: list[str]) -> None:
+    page, box = session.page, session.box
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    if action == "pan":
+        await tool(page, "pan")
+        await page.mouse.move(cx, cy)
+        await page.mouse.down()
+        await page.mouse.move(cx + rng.uniform(-60, 60), cy + rng.uniform(-60, 60), steps=5)
+        start = time.monotonic()
+        await page.mouse.up()
+        await session.answered(action, start)
+    elif action == "zoom":
+        await page.mouse.move(cx + rng.uniform(-50, 50), cy + rng.uniform(-50, 50))
+        start = time.monotonic()
+        await page.mouse.wheel(0, rng.choice([-240, 240]))
+        await session.answered(action, start)
+    elif action == "colour":
+        select = page.locator("select").first
+        current = await select.input_value()
+        start = time.monotonic()
+        await select.select_option(rng.choice([c for c in colours if c != current]))  # a change, so an answer is due
+        await session.answered(action, start)
+    elif action == "lasso":
+        await tool(page, "lasso-select")
+        x0, y0 = box["x"] + rng.uniform(0, 0.3) * box["width"], box["y"] + rng.uniform(0, 0.3) * box["height"]
+        x1, y1 = x0 + rng.uniform(0.3, 0.7) * box["width"], y0 + rng.uniform(0.3, 0.7) * box["height"]
+        await page.mouse.move(x0, y0)
+        await page.mouse.down()
+        for x, y in [(x1, y0), (x1, y1), (x0, y1), (x0, y0)]:
+            await page.mouse.move(x, y, steps=4)
+        start = time.monotonic()
+        await page.mouse.up()
+
+        async def empty() -> bool:
+            return await page.get_by_text("no selection").count() > 0
+
+        await session.answered(action, start, empty)
+    elif action == "click":
+        await tool(page, "tap-select")
+        start = time.monotonic()
+        await page.mouse.click(box["x"] + rng.uniform(0.1, 0.9) * box["width"],
+                               box["y"] + rng.uniform(0.1, 0.9) * box["height"])
+        await session.answered(action, start)
+    elif action == "find":
+        wanted = rng.choice(session.own_ids)
+        search = page.get_by_placeholder(re.compile("object_id"))
+        await search.fill(str(wanted))
+        start = time.monotonic()
+        await search.press("Enter")
+        await session.answered(action, start)
+        try:  # the gallery's header names the galaxy in bold: this session's, never another's
+            await page.locator("b").filter(has_text=re.compile(rf"^{re.escape(wanted)}$")).first.wait_for(
+                timeout=ANSWER_TIMEOUT * 1000)
+        except Exception:
+            shown = await page.locator("b").all_inner_texts()
+            session.crosstalk.append(f"session {session.index} asked for {wanted}; its page shows {shown[:4]}")
+    elif action == "export":
+        await page.get_by_text("Selection", exact=True).click()
+        text = await page.get_by_text(SELECTED).first.inner_text(timeout=2000) if await page.get_by_text(SELECTED).count() else ""
+        match = SELECTED.search(text)
+        if not match:
+            return  # nothing selected yet: nothing to export
+        shown = int(match.group(1).replace(",", ""))
+        start = time.monotonic()
+        async with page.expect_download(timeout=ANSWER_TIMEOUT * 1000) as info:
+            await page.get_by_text("Download the selection").click()
+        download = await info.value
+        session.latencies[action].append(time.monotonic() - start)
+        path = await download.path()
+        with open(path, newline="") as f:
+            rows = sum(1 for _ in csv.reader(f)) - 1
+        if rows != shown:
+            session.crosstalk.append(f"session {session.index}: its page says {shown:,} selected, its export has {rows:,} rows")
+        await page.get_by_text("Galaxy", exact=True).click()
+
+
+async def run_session(session: Session, url: str, seconds: float, rng: random.Random, colours: list[str],
+                      actions: tuple[str, ...] = ACTIONS) -> None:
+    page = session.page
+    start = time.monotonic()
+    await page.goto(url, timeout=120_000)
+    await page.wait_for_selector("canvas", timeout=120_000)
+    session.latencies.setdefault("open", []).append(time.monotonic() - start)
+    await page.wait_for_timeout(1500)
+    session.box = await map_box(page)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        action = rng.choice(actions)
+        try:
+            await act(session, action, rng, colours)
+        except Exception as exc:  # recorded as this session's error; the others go on
+            session.errors.append(f"{action}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        await page.wait_for_timeout(rng.uniform(300, 1500))  # a person looks before the next move
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    values = sorted(values)
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    return {"count": len(values), "p50_s": round(statistics.median(values), 3), "p95_s": round(p95, 3),
+            "max_s": round(values[-1], 3)}
+
+
+async def drive(url: str, n: int, seconds: float, seed: int, object_ids: list[str], colours: list[str],
+                server_pid: int, actions: tuple[str, ...] = ACTIONS) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        sessions = []
+        for i in range(n):
+            context = await browser.new_context(viewport={"width": 1400, "height": 850}, accept_downloads=True)
+            rows = [i + n * k for k in random.Random(seed * 1000 + i).sample(range(len(object_ids) // n), 5)]
+            ids = [object_ids[r] for r in rows]  # rows = i mod n: no two sessions look for the same galaxy
+            session = Session(i, await context.new_page(), ids)
+            session.listen()
+            sessions.append(session)
+        memory = {}
+        opened = asyncio.Event()
+
+        async def watch_memory() -> None:
+            await opened.wait()
+            memory["all_sessions_open_mb"] = round(rss_mb(server_pid))
+            memory["timeline_mb"] = []  # every 10 s while the sessions run: bounded, or growing?
+            while any(not s.done for s in sessions):
+                memory["timeline_mb"].append(round(rss_mb(server_pid)))
+                await asyncio.sleep(10)
+
+        async def one(session: Session) -> None:
+            try:
+                await run_session(session, url, seconds, random.Random(seed * 7919 + session.index), colours, actions)
+            finally:
+                session.done = True
+
+        async def opening() -> None:
+            while not all(s.box for s in sessions):
+                await asyncio.sleep(0.2)
+            opened.set()
+
+        start = time.monotonic()
+        await asyncio.gather(watch_memory(), opening(), *(one(s) for s in sessions))
+        wall = time.monotonic() - start
+        await browser.close()
+    latencies = {a: summary([v for s in sessions for v in s.latencies.get(a, [])]) for a in (*ACTIONS, "open")}
+    return {"wall_s": round(wall, 1), "latencies": latencies, "memory": memory,
+            "errors": [f"session {s.index}: {e}" for s in sessions for e in s.errors],
+            "crosstalk": [c for s in sessions for c in s.crosstalk],
+            "actions": sum(len(v) for s in sessions for v in s.latencies.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("atlas", nargs="?", type=Path, default=ROOT / "data" / "scale" / "atlas-1000000")
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--actions", nargs="+", choices=ACTIONS, default=list(ACTIONS), help="what sessions do")
+    parser.add_argument("--screenshots", type=Path, help="save each page whose answer never came here")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        raise SystemExit(f"{CHROMIUM} not found: install Debian's chromium (`make test` does)")
+    global SCREENSHOTS
+    SCREENSHOTS = args.screenshots
+    if SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT / "app"))
+    from store import colourings
+
+    from galexplore.atlas import open_atlas
+
+    catalog = open_atlas(args.atlas).read_catalog()
+    colours = [c for c in colourings(catalog)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
+        port = free_port()
+        started = time.monotonic()
+        server = serve(args.atlas, port, log)
+        answering = time.monotonic() - started
+        try:
+            before = rss_mb(server.pid)
+            result = asyncio.run(drive(f"http://127.0.0.1:{port}/app", args.sessions, args.seconds, args.seed,
+                                       catalog["object_id"].astype(str).tolist(), colours, server.pid,
+                                       tuple(args.actions)))
+            result["memory"].update(before_sessions_mb=round(before), end_mb=round(rss_mb(server.pid)))
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        server_log = log.read_text()
+    tracebacks = server_log.count("Traceback")
+    if tracebacks:
+        result["errors"].append(f"server: {tracebacks} traceback(s); first: "
+                                f"{server_log[server_log.index('Traceback'):][:2000]}")
+    memory = result["memory"]
+    if "all_sessions_open_mb" in memory:
+        memory["per_session_mb"] = round((memory["all_sessions_open_mb"] - memory["before_sessions_mb"]) / args.sessions, 1)
+        memory["growth_while_running_mb"] = memory["end_mb"] - memory["all_sessions_open_mb"]
+    result = {"atlas": str(args.atlas), "n": len(catalog), "sessions": args.sessions, "seconds": args.seconds,
+              "server_answering_s": round(answering, 1), **result}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 1 if result["errors"] or result["crosstalk"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

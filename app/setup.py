@@ -26,12 +26,7 @@ def warm() -> None:
         data = load(atlas_path(sys.argv))
     except GalexploreError:
         return  # the page will say what is wrong
-    # first what the first page shows (the density underlay and the default colouring), then the
-    # rest, so that no session's first colour change waits for a compilation
-    first = next((name for name, c in data.colourings.items() if c.kind == "continuous"), None)
-    data.warm([None, first] if first else [None])
-    data.index.build()  # clicks, hovers and searches
-    data.warm()
+    data.prepare()
     print(f"galexplore: {data.name} warm in {time.perf_counter() - start:.1f} s", flush=True)
 
 

@@ -7,6 +7,7 @@ session changes (its selection, its query, its colouring) lives in its own `Expl
 from __future__ import annotations
 
 import ctypes
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,6 +91,19 @@ class AtlasData:
             flat = aggregate if aggregate.ndim == 2 else aggregate.sum(dim=column)
             tf.dynspread(flat, threshold=0.6, max_px=2)  # measures the density...
             tf.spread(flat, px=1)  # ...and spreads (a dense 64 x 64 canvas would not need to)
+
+    def prepare(self) -> None:
+        """Everything a served app does before anyone asks (`app/setup.py`, in the background):
+        first what the first page shows (the density underlay and the default colouring), then
+        the map and sky indexes (clicks, hovers, searches), then every other colouring."""
+        first = next((name for name, c in self.colourings.items() if c.kind == "continuous"), None)
+        self.warm([None, first] if first else [None])
+        self.index.build()
+        self.warm()
+        # what is alive now (the atlas, the libraries, the compiled kernels) lives as long as the
+        # server: keep it out of the cyclic collector's full passes, which otherwise stall an
+        # interaction by ~0.3 s now and then scanning it
+        gc.freeze()
 
     @property
     def name(self) -> str:

@@ -27,6 +27,7 @@ from galexplore.errors import GalexploreError
 
 EXACT_MAX = 250_000  # "auto" searches exactly up to this many objects, with IVF beyond
 BLOCK_ROWS = 16_384  # query rows per search block
+FEW_QUERIES = 8  # up to this many queries, the exact CPU search is a product and a partial sort
 NPROBE = 16
 MIN_POINTS_PER_LIST = 39  # FAISS k-means warns, and fits cells poorly, below 39 training points per cell
 TRAIN_POINTS_PER_LIST = 64  # IVF training sample per cell: k-means cost grows with sample x cells
@@ -82,7 +83,9 @@ class SimilarityIndex(abc.ABC):
 
 
 class FlatIndex(SimilarityIndex):
-    """Exact search on the CPU: FAISS's blocked inner-product scan (BLAS) with a heap per query."""
+    """Exact search on the CPU: FAISS's blocked inner-product scan (BLAS) with a heap per query;
+    a few queries (`FEW_QUERIES`) by one matrix-vector product and a partial sort, which on a CPU
+    takes less than half of FAISS's time for a single query (its heap pass dominates there)."""
 
     method = "exact"
 
@@ -91,6 +94,12 @@ class FlatIndex(SimilarityIndex):
         self.base = base  # (N, D) unit rows
 
     def _search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(q) <= FEW_QUERIES:
+            scores = q @ self.base.T  # (Q, N)
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            return np.take_along_axis(top, order, axis=1).astype(np.int64), np.take_along_axis(top_scores, order, axis=1)
         similarities, indices = faiss.knn(q, self.base, k, metric=faiss.METRIC_INNER_PRODUCT)
         return indices, similarities
 

@@ -191,3 +191,24 @@ def test_nprobe_is_raised_until_the_recall_target_is_met():
     tuned = knn_graph(x, 10, method="ivf", nlist=128, nprobe=1, recall_sample=300, recall_target=0.95)
     assert loose.recall < 0.95 <= tuned.recall
     assert loose.nprobe == 1 < tuned.nprobe
+
+
+@pytest.mark.parametrize("n_queries", [1, 3, 8, 9, 40])
+def test_few_and_many_queries_find_what_faiss_finds(n_queries):
+    """The exact CPU search answers a few queries by a partial sort and more through FAISS: the
+    same neighbours, best first, either way (also with k = N)."""
+    import faiss
+
+    from galexplore.neighbors import FlatIndex
+
+    rng = np.random.default_rng(n_queries)
+    base = rng.standard_normal((500, 16)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    queries = rng.standard_normal((n_queries, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    for k in (1, 20, 500):
+        rows, sims = FlatIndex(base).search(queries, k)
+        want_sims, want_rows = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+        assert rows.dtype == np.int64 and rows.shape == (n_queries, k)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(sims, want_sims, rtol=1e-5, atol=1e-6)

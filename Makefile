@@ -14,7 +14,7 @@ DEMO_CONFIG := pipelines/demo.toml
 DEMO_ATLAS := data/atlas/demo
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow faults bench clean
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ test: $(STAMP) $(CHROMIUM)
 # Exit status 5 means no test carried the marker: not a failure.
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
+
+# The fault-injection suite alone (also part of test-slow): 27 SIGKILLs spread over the build's
+# stages, each round rerun to completion and compared with an uninterrupted build; about 3 minutes
+# on 2 cores. For other draws: .venv/bin/python bench/fault_injection.py --kills 45 --seed 1
+faults: $(STAMP)
+	$(PY) -m pytest -m slow tests/test_faults.py
 
 # Every figure against what a user would use instead (bench/suite.py), into bench/results/
 # (<date>-<host>.json and .md, and latest.md). About 30 minutes on 2 cores from nothing; inputs and

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 import galexplore
 from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path, atomic_write_text, make_folder
+from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials
 
 SCHEMA = "galexplore-atlas/1"
 MANIFEST = "manifest.json"
@@ -130,8 +130,7 @@ class AtlasWriter:
             }
         self.manifest["name"] = name
         self.manifest["provenance"].update(_plain(provenance or {}))
-        for partial in self.path.glob(".*.partial"):
-            partial.unlink(missing_ok=True)  # left by a writer that was killed mid-write
+        remove_partials(self.path)  # left by a writer that was killed mid-write
         if json.dumps(self.manifest, sort_keys=True) != recorded:
             self.commit()  # an atlas opened and left as it was is not rewritten
 

@@ -195,15 +195,20 @@ class _Builder:
             embed_fp = fingerprint("embed", self.fingerprints["train"], cfg.embed.batch_size, cfg.embed.chunk_rows,
                                    cfg.embed.crop_size, survey_fp)
             self._stage("embed", embed_fp, ("embeddings.npy",), lambda: self._embed(survey))
+            if self.writer is not None and (self.out / WORK).exists():
+                shutil.rmtree(self.out / WORK)  # only once recorded: a kill before keeps the chunks
 
     def _simulate(self) -> None:
         from galexplore.simulate import simulate_survey
+        from galexplore.simulate.writer import partial_folder
 
         cfg = self.config
         path = cfg.resolve(cfg.survey.path)
         fp = fingerprint("simulate", _table(cfg, "simulate"), cfg.seed)
         self.fingerprints["simulate"] = fp
-        if path.exists() and _simulated_with(path) == fp:
+        # its chunks still beside it: killed between renaming the survey into place and removing
+        # them; simulate_survey then reassembles the chunks (simulating none again) and removes them
+        if path.exists() and _simulated_with(path) == fp and not partial_folder(path).exists():
             self.reports.append(StageReport("simulate", "skipped", detail=f"{path} is up to date"))
             return
         if path.exists() and _simulated_with(path) is None:
@@ -284,7 +289,6 @@ class _Builder:
         if self.writer is None:
             return {}
         width = _assemble(work, self.writer, "embeddings.npy", self.n, chunk_rows, np.float32)
-        shutil.rmtree(work)
         return {"dim": width, "device": str(device), "crop_size": crop, "detail": f"{self.n:,} x {width}, {crop}x{crop} crops"}
 
     # -- from given embeddings ------------------------------------------------------------------

@@ -45,6 +45,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_partials(folder: str | Path, name: str = "*") -> None:
+    """Delete the temporaries that `atomic_path` leaves in `folder` when its writer is killed
+    (SIGKILL runs no cleanup), for files called `name` (a glob; default every file).
+
+    Call it only where no other process may be writing those names at the same moment.
+    """
+    for tmp in Path(folder).glob(f".{name}.*.partial"):
+        tmp.unlink(missing_ok=True)
+
+
 def make_folder(folder: str | Path) -> Path:
     """Create `folder` (and its parents) unless it exists; a file in the way is a `GalexploreError`."""
     folder = Path(folder)

@@ -5,7 +5,9 @@ chunk is written atomically to ``<out>.partial/chunk_NNNNNN.npz`` (plain arrays,
 an interrupted run keeps its finished chunks and a rerun skips them. The partial folder carries a
 fingerprint of everything that decides its contents (resolved config, seed, N, code version);
 chunks of another configuration are discarded rather than mixed in. When every chunk is there, the
-HDF5 survey is assembled under a temporary name, renamed into place and the partial folder removed.
+HDF5 survey is assembled under a temporary name, its config written beside it, the survey renamed
+into place and, last, the partial folder removed (a temporary left by a killed assembly is
+removed by the next one).
 
 Every object depends only on (seed, index) and datasets are written without timestamps, so the
 same config gives the same file bytes whatever the number of workers, the chunking or the
@@ -31,7 +33,7 @@ import numpy as np
 import galexplore
 from galexplore.config import Config, to_toml
 from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path, atomic_write_text
+from galexplore.io import atomic_path, atomic_write_text, remove_partials
 from galexplore.simulate.objects import COLUMNS, empty_columns, simulate_object, simulation_context
 from galexplore.simulate.photometry import BANDS
 from galexplore.survey.hdf5 import SIMULATED_MARK, write_catalog_column
@@ -63,7 +65,7 @@ def simulate_survey(
     resolved = dataclasses.replace(config, simulate=dataclasses.replace(sim, n=n))
     toml = to_toml(resolved)
 
-    partial = out.with_name(out.name + ".partial")
+    partial = partial_folder(out)
     _prepare_partial(partial, _fingerprint(toml))
     chunks = [(start, min(start + sim.chunk_size, n)) for start in range(0, n, sim.chunk_size)]
     todo = [k for k in range(len(chunks)) if not _chunk_path(partial, k).exists()]
@@ -75,10 +77,21 @@ def simulate_survey(
         if progress is not None:
             progress(done, n)
 
-    _assemble(out, partial, chunks, resolved, toml)
-    atomic_write_text(out.with_name(out.stem + ".config.toml"), toml)
+    sidecar = out.with_name(out.stem + ".config.toml")
+    for name in (out.name, sidecar.name):
+        remove_partials(out.parent, name)  # an assembly killed before left its temporary (survey-sized)
+    with atomic_path(out) as tmp:
+        _assemble(tmp, partial, chunks, resolved, toml)
+        # The config before the survey, so a survey in place always has its own beside it; the
+        # chunks last, so a kill before then leaves a rerun only the assembly to redo.
+        atomic_write_text(sidecar, toml)
     shutil.rmtree(partial)
     return out
+
+
+def partial_folder(out: Path) -> Path:
+    """The folder of finished chunks of the survey `out` while it is being simulated."""
+    return out.with_name(out.name + ".partial")
 
 
 def _run_chunks(config: Config, partial: Path, chunks: list[tuple[int, int]], todo: list[int],
@@ -120,30 +133,29 @@ def _write_chunk(config: Config, partial: Path, k: int, start: int, stop: int) -
 
 
 def _assemble(out: Path, partial: Path, chunks: list[tuple[int, int]], config: Config, toml: str) -> None:
-    """Write the HDF5 survey from the chunk files, under a temporary name renamed into place."""
+    """Write the HDF5 survey `out` (a temporary name) from the chunk files."""
     n = chunks[-1][1]
     size = config.simulate.image_size
     shape = (len(BANDS), size, size)
     columns = empty_columns(n)
-    with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as f:
-            # One object per HDF5 chunk: reading any one cutout touches one chunk.
-            images = f.create_dataset("images", shape=(n, *shape), dtype="float32", chunks=(1, *shape),
-                                      track_times=False)
-            for k, (start, stop) in enumerate(chunks):
-                with np.load(_chunk_path(partial, k), allow_pickle=False) as data:
-                    images[start:stop] = data["images"]
-                    for name in COLUMNS:
-                        columns[name][start:stop] = data[f"col_{name}"]
-            for name, values in columns.items():
-                write_catalog_column(f, name, values)
-            f.attrs["bands"] = list(BANDS)
-            f.attrs["pixel_scale"] = config.simulate.pixel_scale
-            f.attrs[SIMULATED_MARK] = True
-            f.attrs["units"] = "nanomaggies per pixel"
-            f.attrs["seed"] = config.seed
-            f.attrs["galexplore_version"] = galexplore.__version__
-            f.attrs["config"] = toml
+    with h5py.File(out, "w") as f:
+        # One object per HDF5 chunk: reading any one cutout touches one chunk.
+        images = f.create_dataset("images", shape=(n, *shape), dtype="float32", chunks=(1, *shape),
+                                  track_times=False)
+        for k, (start, stop) in enumerate(chunks):
+            with np.load(_chunk_path(partial, k), allow_pickle=False) as data:
+                images[start:stop] = data["images"]
+                for name in COLUMNS:
+                    columns[name][start:stop] = data[f"col_{name}"]
+        for name, values in columns.items():
+            write_catalog_column(f, name, values)
+        f.attrs["bands"] = list(BANDS)
+        f.attrs["pixel_scale"] = config.simulate.pixel_scale
+        f.attrs[SIMULATED_MARK] = True
+        f.attrs["units"] = "nanomaggies per pixel"
+        f.attrs["seed"] = config.seed
+        f.attrs["galexplore_version"] = galexplore.__version__
+        f.attrs["config"] = toml
 
 
 def _check_replaceable(out: Path) -> None:

@@ -65,8 +65,10 @@ def _python_state_to_list(state: tuple) -> list:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (tensors and plain data) to `path` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: given a path, torch names the archive's records after the file, and
+    # the temporary's random name would make every save of the same payload different bytes
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return Path(path)
 
 

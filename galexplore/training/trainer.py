@@ -34,7 +34,7 @@ from galexplore.config import Config, absolute_paths, config_from_dict, to_toml,
 from galexplore.embed import ENCODER_FORMAT, represent
 from galexplore.errors import GalexploreError
 from galexplore.evaluate.knn import knn_scores
-from galexplore.io import atomic_write_text
+from galexplore.io import atomic_write_text, remove_partials
 from galexplore.models import MoCo
 from galexplore.models.distributed import shuffled_keys
 from galexplore.normalize import Normalization
@@ -186,13 +186,25 @@ def train(
     stop = min(total_steps, max_steps) if max_steps is not None else total_steps
     if dist.is_main:
         write_resolved(config, run)
+        for folder in (run, run / "checkpoints"):
+            remove_partials(folder)  # a checkpoint or log being written when the last run was killed
     logger = _RunLog(run / "train_log.jsonl", log, enabled=dist.is_main)
-    if dist.is_main:
-        logger.forget_after(step)  # records of steps a resumed run will redo
+    kept = logger.forget_after(step) if dist.is_main else []  # records of steps a resumed run will redo
     monitor_rows, monitor_ref = monitor_split(survey.catalog, config.seed)
     dataset = CutoutBatches(survey)
-    last_loss, monitor = math.nan, {}
+    last_loss, monitor = (math.nan if state is None else float(state.get("loss", math.nan))), {}
     tick, tick_step = time.perf_counter(), step
+
+    def evaluate_at_epoch_end() -> dict[str, Any]:
+        """The kNN monitor, logged, at the end of an epoch (or of the run); else the last one."""
+        if (step % steps_per_epoch == 0 or step >= stop) and len(monitor_rows) and dist.is_main:
+            found = _monitor(model, survey, monitor_rows, monitor_ref, normalization, config, device)
+            logger.write({"step": step, "epoch": step // steps_per_epoch, "monitor": found})
+            return found
+        return monitor
+
+    if step and not any("monitor" in r and r["step"] == step for r in kept):
+        monitor = evaluate_at_epoch_end()  # killed after the epoch's last checkpoint, before this
 
     while step < stop:
         epoch, skip = divmod(step, steps_per_epoch)
@@ -212,12 +224,10 @@ def train(
                 tick, tick_step = now, step
             if step % cfg_train.checkpoint_every == 0 or step == stop:
                 if dist.is_main:
-                    _save(run, model, optimizer, step, config, normalization, bands)
+                    _save(run, model, optimizer, step, last_loss, config, normalization, bands)
             if step >= stop:
                 break
-        if (step % steps_per_epoch == 0 or step >= stop) and len(monitor_rows) and dist.is_main:
-            monitor = _monitor(model, survey, monitor_rows, monitor_ref, normalization, config, device)
-            logger.write({"step": step, "epoch": step // steps_per_epoch, "monitor": monitor})
+        monitor = evaluate_at_epoch_end()
     if dist.world_size > 1:
         _average_buffers(model, dist)
     encoder = None
@@ -300,7 +310,7 @@ def _load_compatible(path: Path, config: Config, bands: tuple[str, ...]) -> dict
 
 
 def _save(
-    run: Path, model: MoCo, optimizer: torch.optim.Optimizer, step: int, config: Config,
+    run: Path, model: MoCo, optimizer: torch.optim.Optimizer, step: int, loss: float, config: Config,
     normalization: Normalization, bands: tuple[str, ...],
 ) -> None:
     folder = run / "checkpoints"
@@ -309,6 +319,7 @@ def _save(
         {
             "format": CHECKPOINT_FORMAT,
             "step": step,
+            "loss": loss,  # the step's, for a run resumed at its very end to report
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": rng_state(),
@@ -344,19 +355,20 @@ class _RunLog:
     def __init__(self, path: Path, callback: Callable[[dict[str, Any]], None] | None, enabled: bool) -> None:
         self.path, self.callback, self.enabled = path, callback, enabled
 
-    def forget_after(self, step: int) -> None:
-        """Drop the records of steps after `step` (work lost with an interrupted run)."""
+    def forget_after(self, step: int) -> list[dict[str, Any]]:
+        """Drop the records of steps after `step` (work lost with an interrupted run); return the rest."""
         if not self.path.exists():
-            return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
+            return []
         kept = []
-        for line in lines:
+        for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
+                record = json.loads(line)
+                if record["step"] <= step:
+                    kept.append(record)
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a kill
-        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:

@@ -193,7 +193,7 @@ def test_nprobe_is_raised_until_the_recall_target_is_met():
     assert loose.nprobe == 1 < tuned.nprobe
 
 
-@pytest.mark.parametrize("n_queries", [1, 3, 8, 9, 40])
+@pytest.mark.parametrize("n_queries", [1, 3, 40, 128, 129, 300])
 def test_few_and_many_queries_find_what_faiss_finds(n_queries):
     """The exact CPU search answers a few queries by a partial sort and more through FAISS: the
     same neighbours, best first, either way (also with k = N)."""
@@ -210,5 +210,11 @@ def test_few_and_many_queries_find_what_faiss_finds(n_queries):
         rows, sims = FlatIndex(base).search(queries, k)
         want_sims, want_rows = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
         assert rows.dtype == np.int64 and rows.shape == (n_queries, k)
-        np.testing.assert_array_equal(rows, want_rows)
         np.testing.assert_allclose(sims, want_sims, rtol=1e-5, atol=1e-6)
+        # the same rows, except where two similarities tie to float32 rounding (summation order)
+        exact = queries.astype(np.float64) @ base.astype(np.float64).T
+        kth = np.sort(exact, axis=1)[:, -k][:, None]
+        ours = np.take_along_axis(exact, rows, axis=1)
+        assert (ours >= kth - 1e-6).all() and (np.diff(ours, axis=1) <= 1e-6).all()
+        assert (rows == want_rows).mean() > 0.99
+        assert all(len(set(r)) == k for r in rows)

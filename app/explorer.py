@@ -409,16 +409,14 @@ def _record_table(record: pd.Series) -> str:
 
 def _hover_line(record: pd.Series) -> str:
     """One line of a galaxy's values for the pointer: its id, then the hover columns it has."""
-    parts = [f"<b>{_cell(record['object_id'])}</b>"]
-    for column in HOVER_COLUMNS[1:]:
-        if column in record and not (isinstance(record[column], float) and np.isnan(record[column])):
-            parts.append(f"{html.escape(column)} {_cell(record[column])}")
-    return "under the cursor: " + " · ".join(parts)
+    return "under the cursor: " + " · ".join([f"<b>{_cell(record['object_id'])}</b>", *_values(record, HOVER_COLUMNS[1:])])
 
 
 def _caption(record: pd.Series, similarity: float) -> str:
-    parts = [f"sim {similarity:.3f}"]
-    for column in ("z_spec", "z", "type"):
-        if column in record and not (isinstance(record[column], float) and np.isnan(record[column])):
-            parts.append(f"{column} {_cell(record[column])}")
-    return "<br>".join(parts)
+    return "<br>".join([f"sim {similarity:.3f}", *_values(record, ("z_spec", "z", "type"))])
+
+
+def _values(record: pd.Series, columns: tuple[str, ...]) -> list[str]:
+    """'column value' (escaped) for each of `columns` the record has a value in (NaN: none)."""
+    cells = ((column, _cell(record[column])) for column in columns if column in record)
+    return [f"{html.escape(column)} {text}" for column, text in cells if text != ""]

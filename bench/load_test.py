@@ -78,11 +78,10 @@ def _before_the_browser() -> None:
 
 def serve(atlas: Path, port: int, log: Path) -> subprocess.Popen:
     """`panel serve app/` on `port` (as `galexplore serve` runs it), answering once this returns."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port), "--address", "127.0.0.1",
-         "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1",
-         "--setup", str(ROOT / "app" / "setup.py"), "--args", "--atlas", str(atlas)],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=_before_the_browser)
+    from galexplore.cli import serve_command
+
+    server = subprocess.Popen(serve_command(atlas.resolve(), port, origins=[f"127.0.0.1:{port}"]),
+                              stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=_before_the_browser)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # answering, and warm (app/setup.py says when)
         if server.poll() is not None:

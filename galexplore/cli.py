@@ -307,25 +307,37 @@ def _ablation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
+#: how long a session whose page was served may wait for its browser to connect (ms). Bokeh's 15 s
+#: default discards the sessions of pages that a busy browser or server opens slowly; the websocket
+#: then makes a new session that the page was not rendered from (and whose styles come from a CDN).
+UNUSED_SESSION_LIFETIME_MS = 300_000
 
+
+def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", origins: list[str] | None = None,
+                  show: bool = False) -> list[str]:
+    """The `panel serve app/` command line that serves `atlas` (for `galexplore serve` and the tests)."""
     from galexplore.errors import GalexploreError
 
     app = Path(__file__).resolve().parents[1] / "app"
     if not (app / "main.py").exists():
         raise GalexploreError(f"{app}: the explorer app is not beside this installation; run it from a checkout of galexplore")
-    atlas = (args.atlas or app.parent / "data" / "atlas" / "demo").resolve()
     if not (atlas / "manifest.json").exists():
         raise GalexploreError(f"{atlas}: not an atlas (no manifest.json); build one with `galexplore build CONFIG --out {atlas}`")
-    command = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(args.port), "--address", args.address,
-               "--num-procs", "1", "--setup", str(app / "setup.py")]
-    origins = args.allow_websocket_origin or [f"{host}:{args.port}" for host in ("localhost", "127.0.0.1")]
-    for origin in origins:
+    command = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(port), "--address", address,
+               "--num-procs", "1", "--setup", str(app / "setup.py"),
+               "--unused-session-lifetime", str(UNUSED_SESSION_LIFETIME_MS)]
+    for origin in origins or [f"{host}:{port}" for host in ("localhost", "127.0.0.1")]:
         command += ["--allow-websocket-origin", origin]
-    if args.show:
+    if show:
         command.append("--show")
-    command += ["--args", "--atlas", str(atlas)]
+    return command + ["--args", "--atlas", str(atlas)]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    atlas = (args.atlas or Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo").resolve()
+    command = serve_command(atlas, args.port, args.address, args.allow_websocket_origin, args.show)
     print(f"serving {atlas} at http://{args.address}:{args.port}/app", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached

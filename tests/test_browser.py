@@ -10,7 +10,6 @@ import io
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 import pytest
 
 from galexplore.build import build
+from galexplore.cli import serve_command
 from galexplore.config import config_from_dict
 
 pytestmark = pytest.mark.browser
@@ -61,10 +61,8 @@ def served(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port), "--address", "127.0.0.1",
-         "--allow-websocket-origin", f"127.0.0.1:{port}", "--args", "--atlas", str(atlas)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(serve_command(atlas, port, origins=[f"127.0.0.1:{port}"]),  # as `galexplore serve`
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/app"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

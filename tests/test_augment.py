@@ -17,9 +17,13 @@ from galexplore.augment import (
     augmentation_class,
     build_augmentations,
     center_crop,
+    crop,
+    warp,
+    warp_crop,
 )
 from galexplore.config import SDSS_EXTINCTION, AugmentConfig, config_from_dict
 from galexplore.errors import ConfigError
+from galexplore.normalize import Normalization
 
 BANDS = ("u", "g", "r", "i", "z")
 NOISE_LEVELS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -251,3 +255,99 @@ def test_augmentations_run_on_the_device_with_a_device_generator() -> None:
     out_b = aug(images, g.manual_seed(0))
     assert out_a.device.type == "cuda" and out_a.shape == (16, 5, 64, 64)
     assert torch.equal(out_a, out_b)
+
+
+# The fused geometry: warps then the crop as one resampling of the crop's pixels (`warp_crop`).
+
+
+def quarter_turns(angles: list[float]) -> torch.Tensor:
+    """Rotate's output -> input matrices (B, 2, 2), float64, for `angles` in degrees, no flip."""
+    n = len(angles)
+    return Rotate().matrix({"angle": torch.tensor(angles, dtype=torch.float64), "flip": torch.zeros(n, dtype=torch.bool)})
+
+
+def test_warp_crop_with_identity_matrices_is_the_plain_crop() -> None:
+    images = torch.randn(3, 5, 107, 107, generator=generator(20))
+    shift = torch.tensor([[0, 0], [-7, 7], [3, -2]])
+    assert torch.equal(warp_crop(images, quarter_turns([0.0, 0.0, 0.0]), 64, shift), crop(images, 64, shift))
+    # through the resampling (one sample's turn keeps the batch off the indexing path): the
+    # identity samples land on pixel centres, so bilinear weights are 0 and 1 to float32 rounding
+    resampled = warp_crop(images, quarter_turns([0.0, 0.0, 90.0]), 64, shift)
+    assert (resampled[:2] - crop(images, 64, shift)[:2]).abs().max() < 1e-4
+
+
+def test_warp_crop_by_a_quarter_turn_is_the_crop_of_rot90() -> None:
+    images = torch.randn(4, 5, 107, 107, generator=generator(21))
+    shift = torch.tensor([[0, 0], [5, -7], [-7, 2], [7, 7]])
+    turned = warp_crop(images, quarter_turns([90.0] * 4), 64, shift)
+    assert turned.shape == (4, 5, 64, 64) and turned.dtype == torch.float32
+    assert (turned - crop(torch.rot90(images, 1, dims=(-2, -1)), 64, shift)).abs().max() < 1e-4
+    # not rot90 of the centre crop: 107 - 64 is odd, so that crop is off the stamp's centre by
+    # half a pixel and does not commute with the turn (this check can fail)
+    assert not torch.allclose(turned[:1], torch.rot90(center_crop(images[:1], 64), 1, dims=(-2, -1)), atol=1e-4)
+    centred = warp_crop(images[:1, :, :105, :105], quarter_turns([90.0]), 65, shift[:1])  # 105 - 65 even
+    assert (centred - torch.rot90(center_crop(images[:1, :, :105, :105], 65), 1, dims=(-2, -1))).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("size", [(107, 107), (100, 90)])
+def test_warp_crop_equals_warping_the_whole_stamp_then_cropping(size: tuple[int, int]) -> None:
+    images = torch.randn(16, 5, *size, generator=generator(22))
+    g = generator(23)
+    rotate, scale, jitter = Rotate(), Scale((0.8, 1.2)), JitterCrop(64, 7)
+    matrix = rotate.matrix(rotate.sample(images, g)) @ scale.matrix(scale.sample(images, g))
+    shift = jitter.sample(images, g)["shift"]
+    unfused = crop(warp(images, matrix), 64, shift)  # the old path: 107^2 samples, then indexing
+    # the sample positions differ by float32 rounding (1e-5 pixels); neighbours differ by O(5)
+    assert (warp_crop(images, matrix, 64, shift) - unfused).abs().max() < 5e-4
+
+
+def test_the_fused_pipeline_matches_the_step_by_step_composition() -> None:
+    images = 10.0 + torch.randn(8, 5, 107, 107, generator=generator(24))
+    pipeline = build_augmentations(AugmentConfig(), BANDS, NOISE_LEVELS, image_size=107)
+    fused = pipeline(images, generator(25))
+    g = generator(25)  # the same draws, in the same order, through each step's own apply
+    rotate, scale, jitter, *physical = pipeline.steps
+    matrix = rotate.matrix(rotate.sample(images, g)) @ scale.matrix(scale.sample(images, g))
+    x = jitter.apply(warp(images, matrix), jitter.sample(images, g))
+    for step in physical:
+        x = step(x, g)
+    assert fused.shape == (8, 5, 64, 64) and fused.dtype == torch.float32
+    assert (fused - x).abs().max() < 1e-3  # noise up to 25 x 8 = 200: 1e-3 is float32 rounding
+
+
+def test_an_order_with_the_crop_before_the_warp_is_applied_as_written() -> None:
+    cfg = AugmentConfig(order=("jitter_crop", "rotate"), crop_size=16, jitter=2)
+    pipeline = build_augmentations(cfg, BANDS, NOISE_LEVELS, image_size=24)
+    images = torch.randn(4, 5, 24, 24, generator=generator(26))
+    g = generator(27)
+    jitter, rotate = pipeline.steps
+    x = jitter.apply(images, jitter.sample(images, g))
+    expected = rotate.apply(x, rotate.sample(x, g))  # the turn reflects at the crop's border
+    assert (pipeline(images, generator(27)) - expected).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("order", [AugmentConfig().order, ("noise", "redden", "psf_blur", "rotate")])
+def test_the_pipeline_leaves_the_callers_batch_untouched(order: tuple[str, ...]) -> None:
+    images = torch.randn(4, 5, 107, 107, generator=generator(28))
+    before = images.clone()
+    out = build_augmentations(AugmentConfig(order=order), BANDS, NOISE_LEVELS)(images, generator(29))
+    assert out.shape == (4, 5, 64, 64)
+    assert torch.equal(images, before)
+    for step in (Redden(SDSS_EXTINCTION), Noise(NOISE_LEVELS)):  # apply copies, apply_ overwrites
+        x = images.clone()
+        params = step.sample(x, generator(30))
+        y = step.apply(x, params)
+        assert torch.equal(x, images) and not torch.equal(y, x)
+        assert step.apply_(x, params) is x and torch.equal(x, y)
+
+
+def test_the_normalised_views_are_asinh_of_the_fluxes_in_float32() -> None:
+    images = torch.randn(4, 5, 107, 107, generator=generator(31))
+    stretch = Normalization(bands=BANDS, background=(0.1,) * 5, noise=NOISE_LEVELS)
+    plain = build_augmentations(AugmentConfig(), BANDS, NOISE_LEVELS)
+    normalised = build_augmentations(AugmentConfig(), BANDS, NOISE_LEVELS, normalization=stretch)
+    fluxes, views = plain(images, generator(32)), normalised(images, generator(32))
+    assert views.dtype == torch.float32 and views.shape == (4, 5, 64, 64)
+    scale = torch.tensor(NOISE_LEVELS)[:, None, None] * stretch.softening
+    expected = torch.asinh((fluxes.double() - 0.1) / scale.double())  # float64 closed form
+    assert (views.double() - expected).abs().max() < 1e-5

@@ -31,7 +31,7 @@ from galexplore.augment.registry import AUGMENTATION_NAMES, augmentation_class, 
 
 if TYPE_CHECKING:
     from galexplore.augment.base import Augmentation, Params
-    from galexplore.augment.geometric import JitterCrop, Rotate, Scale, center_crop, crop, warp
+    from galexplore.augment.geometric import JitterCrop, Rotate, Scale, center_crop, crop, warp, warp_crop
     from galexplore.augment.physical import Noise, PsfBlur, Redden, gaussian_blur
     from galexplore.augment.pipeline import Augmentations, build_augmentations
     from galexplore.normalize import estimate_noise
@@ -45,6 +45,7 @@ _LAZY = {
     "center_crop": "galexplore.augment.geometric",
     "crop": "galexplore.augment.geometric",
     "warp": "galexplore.augment.geometric",
+    "warp_crop": "galexplore.augment.geometric",
     "Noise": "galexplore.augment.physical",
     "PsfBlur": "galexplore.augment.physical",
     "Redden": "galexplore.augment.physical",

@@ -9,6 +9,10 @@
 the border, which continues the sky rather than inventing a black corner. Consecutive warps in a
 pipeline are composed into one resampling (`galexplore.augment.pipeline.Augmentations`), so noise
 is interpolated once, not once per warp. Cropping is pure indexing: no interpolation at all.
+
+Warps followed by the crop are one step, `warp_crop`: the composed map is evaluated at the crop's
+pixels only (crop_size^2 rather than H*W of them: 64^2 of 107^2 for SDSS, 2.8x fewer), with the
+same numbers as `warp` then `crop` up to float32 rounding of the sample positions.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ if TYPE_CHECKING:
 
     from galexplore.config import AugmentConfig
 
-__all__ = ["AffineWarp", "JitterCrop", "Rotate", "Scale", "center_crop", "crop", "warp"]
+__all__ = ["AffineWarp", "JitterCrop", "Rotate", "Scale", "center_crop", "crop", "warp", "warp_crop"]
 
 
 def warp(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -47,6 +51,37 @@ def warp(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     theta[:, 1, 0] = a[:, 1, 0] * (w / h)
     theta[:, 1, 1] = a[:, 1, 1]
     grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def warp_crop(images: torch.Tensor, matrix: torch.Tensor, size: int, shift: torch.Tensor) -> torch.Tensor:
+    """``crop(warp(images, matrix), size, shift)``, resampling only the crop's pixels.
+
+    images: (B, C, H, W); matrix: (B, 2, 2) as in `warp`; shift: (B, 2) integers (dy, dx) as in
+    `crop`. Returns (B, C, size, size). A batch of identity matrices is pure indexing (`crop`).
+    """
+    b, c, h, w = images.shape
+    if b and torch.equal(matrix, torch.eye(2, dtype=matrix.dtype, device=matrix.device).expand_as(matrix)):
+        return crop(images, size, shift)
+    top = (h - size) // 2 + shift[:, 0].to(images.device, torch.int64)  # (B,), as `crop` takes it
+    left = (w - size) // 2 + shift[:, 1].to(images.device, torch.int64)
+    if b and (top.min() < 0 or left.min() < 0 or top.max() + size > h or left.max() + size > w):
+        raise ValueError(f"warp_crop: a {size}x{size} crop shifted by {shift.tolist()} leaves the {h}x{w} image")
+    a = matrix.to(dtype=torch.float64, device=images.device)  # (B, 2, 2)
+    # offsets (x, y) from the stamp centre of the crop's pixel (0, 0)
+    y0 = top.to(torch.float64) - (h - 1) / 2  # (B,)
+    x0 = left.to(torch.float64) - (w - 1) / 2
+    # crop pixel (i, j) has offset (x0 + j, y0 + i) and samples the input at A @ that offset;
+    # grid_sample's coordinates (align_corners=False) are offsets times 2 / W (x) and 2 / H (y)
+    norm = torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64, device=images.device)[None, :, None]
+    origin = norm[..., 0] * (a[:, :, 0] * x0[:, None] + a[:, :, 1] * y0[:, None])  # (B, 2)
+    along_j, along_i = norm * a[:, :, 0:1], norm * a[:, :, 1:2]  # (B, 2, 1) per column, per row
+    steps = torch.arange(size, dtype=torch.float64, device=images.device)  # (size,)
+    rows = (origin[:, :, None] + along_i * steps).to(images.dtype)  # (B, 2, size): i's share
+    cols = (along_j * steps).to(images.dtype)  # (B, 2, size): j's share
+    grid = torch.empty(b, size, size, 2, dtype=images.dtype, device=images.device)  # (B, size, size, 2)
+    for axis in range(2):  # grid[b, i, j, axis] = rows[b, axis, i] + cols[b, axis, j]
+        torch.add(rows[:, axis, :, None], cols[:, axis, None, :], out=grid[..., axis])
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 

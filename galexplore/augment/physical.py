@@ -56,9 +56,12 @@ class Redden(Augmentation):
         return 10.0 ** (-0.4 * r[None, :] * ebv.to(torch.float64)[:, None])
 
     def apply(self, images: torch.Tensor, params: Params) -> torch.Tensor:
+        return self.apply_(images.clone(), params)
+
+    def apply_(self, images: torch.Tensor, params: Params) -> torch.Tensor:
         check_bands(images, len(self.extinction), self.name)
         factor = self.factors(params["ebv"]).to(images.dtype)  # (B, C)
-        return images * factor[:, :, None, None]
+        return images.mul_(factor[:, :, None, None])
 
     def __repr__(self) -> str:
         return f"Redden(extinction={self.extinction}, ebv_range={self.ebv_range})"
@@ -162,8 +165,12 @@ class Noise(Augmentation):
         return scale[:, None] * levels[None, :]
 
     def apply(self, images: torch.Tensor, params: Params) -> torch.Tensor:
+        return self.apply_(images.clone(), params)
+
+    def apply_(self, images: torch.Tensor, params: Params) -> torch.Tensor:
         check_bands(images, len(self.noise_levels), self.name)
-        return images + params["field"] * self.sigma(params["scale"])[:, :, None, None]
+        sigma = self.sigma(params["scale"]).to(images.dtype)  # (B, C)
+        return images.addcmul_(params["field"], sigma[:, :, None, None])
 
     def __repr__(self) -> str:
         return f"Noise(noise_levels={self.noise_levels}, noise_scale={self.noise_scale})"

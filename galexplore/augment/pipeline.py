@@ -5,7 +5,8 @@ The pipeline from disk to network::
     raw fluxes (B, C, H, W), from `Survey.read`
       -> augmentations in ``augment.order``; by default
          rotate, scale, jitter_crop  (geometry: orientation, size, position; the crop comes after
-                                      the warps so their corners never reach the output)
+                                      the warps so their corners never reach the output; one
+                                      resampling of the crop's pixels, `warp_crop`)
          redden, psf_blur, noise     (physics, on fluxes, in the order light meets them; on the
                                       crop, so at crop_size^2 rather than H*W pixels)
       -> a centre crop to crop_size if the order had no jitter_crop (so the output is always
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from galexplore.augment.base import Augmentation
-from galexplore.augment.geometric import AffineWarp, center_crop, warp
+from galexplore.augment.geometric import AffineWarp, JitterCrop, center_crop, warp, warp_crop
 from galexplore.augment.registry import augmentation_class, check_order
 from galexplore.errors import ConfigError
 
@@ -39,6 +40,10 @@ class Augmentations:
 
     Consecutive affine warps (rotate, scale) are composed into one bilinear resampling; each
     still draws its own parameters, in order, so the generator's stream does not depend on it.
+    When the warps are followed at once by jitter_crop, or end the order (then the final centre
+    crop follows them), the resampling computes only the crop's pixels (`warp_crop`): the same
+    numbers as warping the whole stamp and then cropping it, at a fraction of the cost. Any
+    other order is applied step by step, as written.
     """
 
     def __init__(
@@ -50,13 +55,18 @@ class Augmentations:
         self.steps = tuple(steps)
         self.crop_size = crop_size
         self.normalization = normalization
-        self._stages: list[Augmentation | tuple[AffineWarp, ...]] = []
+        # a stage is one augmentation, or a run of warps with the crop that follows it (None: the
+        # warps are followed by a physical step, or end the order and the final centre crop)
+        self._stages: list[Augmentation | tuple[tuple[AffineWarp, ...], JitterCrop | None]] = []
         for step in self.steps:
             last = self._stages[-1] if self._stages else None
-            if isinstance(step, AffineWarp) and isinstance(last, tuple):
-                self._stages[-1] = (*last, step)
+            open_run = isinstance(last, tuple) and last[1] is None
+            if isinstance(step, AffineWarp) and open_run:
+                self._stages[-1] = ((*last[0], step), None)
+            elif isinstance(step, JitterCrop) and open_run:
+                self._stages[-1] = (last[0], step)
             else:
-                self._stages.append((step,) if isinstance(step, AffineWarp) else step)
+                self._stages.append(((step,), None) if isinstance(step, AffineWarp) else step)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -80,15 +90,13 @@ class Augmentations:
                 f"of shape {tuple(images.shape)}"
             )
         x = images
-        for stage in self._stages:
+        for i, stage in enumerate(self._stages):
             if isinstance(stage, tuple):
-                matrix = None  # (B, 2, 2): output -> input; x_out(p) = x(A1 A2 ... p)
-                for warp_step in stage:
-                    m = warp_step.matrix(warp_step.sample(x, generator))
-                    matrix = m if matrix is None else matrix @ m
-                x = warp(x, matrix)
-            else:
+                x = self._geometry(x, *stage, last=i == len(self._stages) - 1, generator=generator)
+            elif x is images:  # the caller's batch: never overwritten
                 x = stage(x, generator)
+            else:  # a batch made here (a crop, a blur): steps that can work in place do
+                x = stage.apply_(x, stage.sample(x, generator))
         if min(x.shape[-2:]) < self.crop_size:
             raise ConfigError(
                 f"augment.crop_size ({self.crop_size}) exceeds the {x.shape[-2]}x{x.shape[-1]} "
@@ -97,6 +105,30 @@ class Augmentations:
         if x.shape[-2:] != (self.crop_size, self.crop_size):
             x = center_crop(x, self.crop_size)
         return self.normalization(x) if self.normalization is not None else x
+
+    def _geometry(
+        self,
+        images: torch.Tensor,
+        warps: tuple[AffineWarp, ...],
+        jitter: JitterCrop | None,
+        *,
+        last: bool,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """A run of warps, composed, then `jitter` (or, when `last`, the final centre crop)."""
+        matrix = None  # (B, 2, 2): output -> input; x_out(p) = x(A1 A2 ... p)
+        for step in warps:
+            m = step.matrix(step.sample(images, generator))
+            matrix = m if matrix is None else matrix @ m
+        h, w = images.shape[-2:]
+        if jitter is not None:
+            jitter.check_size(h, w)
+            shift, size = jitter.sample(images, generator)["shift"], jitter.crop_size
+        elif last and min(h, w) >= self.crop_size:
+            shift, size = torch.zeros(images.shape[0], 2, dtype=torch.int64), self.crop_size
+        else:
+            return warp(images, matrix)
+        return warp_crop(images, matrix, size, shift)
 
     def view_pair(
         self, images: torch.Tensor, generator: torch.Generator
@@ -127,7 +159,7 @@ def build_augmentations(
     problem = check_order(tuple(cfg.order))
     if problem:
         raise ConfigError(problem)
-    if len(cfg.extinction) != len(bands):
+    if "redden" in cfg.order and len(cfg.extinction) != len(bands):
         raise ConfigError(
             f"augment.extinction has {len(cfg.extinction)} values but the survey has "
             f"{len(bands)} bands ({', '.join(bands)}); expected one R_b per band"

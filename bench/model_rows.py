@@ -73,7 +73,7 @@ def embed_rows(ctx: Context) -> list[Row]:
     import torch
 
     from galexplore.config import load_config
-    from galexplore.embed import prepare, represent
+    from galexplore.embed import prepare_cutouts, reading_workers, reads_ahead, represent
     from galexplore.models import build_encoder
     from galexplore.survey.hdf5 import HDF5Survey
 
@@ -83,12 +83,16 @@ def embed_rows(ctx: Context) -> list[Row]:
     crop = cfg.embed.crop_size or cfg.augment.crop_size
     survey = HDF5Survey(write_survey(ctx.work / f"cutouts-{s.embed_n}x{size}.h5", s.embed_n, size))
     torch.manual_seed(0)
-    backbone = build_encoder(cfg.model, in_channels=len(SDSS_BANDS)).eval()
+    # as the embed stage runs it: eval mode, channels_last weights, the same batches and threads
+    backbone = build_encoder(cfg.model, in_channels=len(SDSS_BANDS)).eval().to(memory_format=torch.channels_last)
     normalization = _normalization(SDSS_BANDS)
     rows = np.arange(s.embed_n)
     step = cfg.embed.batch_size
-    prepared = [prepare(torch.from_numpy(survey.read(rows[i : i + step])), normalization, crop)
-                for i in range(0, len(rows), step)]  # what the bare loop is fed: (B, C, crop, crop)
+    device = torch.device("cpu")
+    workers = reading_workers(cfg.train.loader_workers, device)
+    # what the bare loop is fed: (B, C, crop, crop), channels_last, as `represent` makes them
+    prepared = [torch.from_numpy(prepare_cutouts(survey.read(rows[i : i + step]), normalization, crop, channels_last=True))
+                for i in range(0, len(rows), step)]
 
     @torch.inference_mode()
     def bare() -> None:
@@ -96,15 +100,16 @@ def embed_rows(ctx: Context) -> list[Row]:
             backbone(x)
 
     def ours() -> None:
-        represent(backbone, survey, rows, normalization, crop, torch.device("cpu"), batch_size=step,
-                  workers=cfg.train.loader_workers)
+        represent(backbone, survey, rows, normalization, crop, device, batch_size=step, workers=workers)
 
     try:
         times = interleaved({"ours": lambda r: ours(), "bare": lambda r: bare()}, repeat=s.embed_repeat)
     finally:
         survey.close()
-    notes = {"model": f"{cfg.model.arch} ({cfg.model.stem} stem), {crop}x{crop}",
-             "batch": step, "loader workers": cfg.train.loader_workers, "torch threads": torch.get_num_threads()}
+    notes = {"model": f"{cfg.model.arch} ({cfg.model.stem} stem), {crop}x{crop}, fp32, channels_last, eval, inference_mode",
+             "batch": step,
+             "reading": f"{workers} processes" if workers else "a background thread" if reads_ahead(device) else "inline",
+             "torch threads": torch.get_num_threads()}
     return [Row("embed", "embedding throughput", "images/s", s.embed_n / times["ours"],
                 "galexplore represent: HDF5 read, crop, normalise, model", s.embed_n / times["bare"],
                 "bare model(x) loop, batches in memory", s.embed_n, cfg.model.representation_dim,

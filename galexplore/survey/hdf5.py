@@ -87,6 +87,8 @@ class HDF5Survey(Survey):
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         images = self._file.get()[self.images_key]
+        if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + indices.size)):
+            return self._read_run(images, int(indices[0]), int(indices[0]) + indices.size)
         order = np.argsort(indices, kind="stable")
         sorted_idx = indices[order]
         unique, inverse = np.unique(sorted_idx, return_inverse=True)
@@ -95,16 +97,30 @@ class HDF5Survey(Survey):
         try:
             parts = [images[run[0] : run[-1] + 1] for run in np.split(unique, breaks) if run.size]
         except OSError as exc:
-            raise SurveyError(
-                f"{self.source}: cannot read '{self.images_key}' rows {unique[0]}..{unique[-1]} "
-                f"({exc}); the file may be truncated"
-            ) from None
+            raise self._unreadable(unique[0], unique[-1], exc) from None
         block = np.concatenate(parts) if parts else np.empty((0, *images.shape[1:]), images.dtype)
         if self.channels_last:
             block = block.transpose(0, 3, 1, 2)
         out = np.empty((len(indices), *block.shape[1:]), dtype=np.float32)
         out[order] = block[inverse]
         return out
+
+    def _read_run(self, images: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as one slice; float32 (N, C, H, W) cubes straight into the result."""
+        try:
+            if images.dtype == np.float32 and not self.channels_last:
+                out = np.empty((stop - start, *images.shape[1:]), dtype=np.float32)
+                images.read_direct(out, np.s_[start:stop])
+                return out
+            block = images[start:stop]
+        except OSError as exc:
+            raise self._unreadable(start, stop - 1, exc) from None
+        return np.ascontiguousarray(block.transpose(0, 3, 1, 2) if self.channels_last else block, dtype=np.float32)
+
+    def _unreadable(self, first: int, last: int, exc: OSError) -> SurveyError:
+        return SurveyError(
+            f"{self.source}: cannot read '{self.images_key}' rows {first}..{last} ({exc}); the file may be truncated"
+        )
 
     def close(self) -> None:
         self._file.close()

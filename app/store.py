@@ -113,6 +113,14 @@ class AtlasData:
     def n(self) -> int:
         return len(self.catalog)
 
+    def trust_note(self) -> str | None:
+        """Why trust is undefined (no labelled galaxies, as the build recorded), or None when
+        some galaxy has a trust value."""
+        if "trust" in self.catalog and np.isfinite(self.catalog["trust"].to_numpy(dtype=np.float64)).any():
+            return None
+        notes = (self.atlas.stages.get("scores") or {}).get("notes") or {}
+        return str(notes.get("trust") or "no galaxy has a trust value")
+
     def has_missing(self, column: str) -> bool:
         """Whether some galaxies have no value (NaN) in a numeric column."""
         key = f"missing:{column}"

@@ -258,7 +258,7 @@ class _Builder:
         import torch
 
         from galexplore.atlas import open_atlas
-        from galexplore.embed import load_encoder_arrays, represent
+        from galexplore.embed import load_encoder_arrays, reading_workers, represent
 
         self.dist.barrier()  # rank 0 has written the atlas's encoder
         atlas = open_atlas(self.out, require=("encoder.npz", "encoder.json"))
@@ -266,8 +266,9 @@ class _Builder:
             atlas.npz("encoder.npz"), atlas.json("encoder.json"), str(self.out / "encoder.npz"), self.device
         )
         device = next(backbone.parameters()).device
-        if device.type == "cuda":
-            backbone = backbone.to(memory_format=torch.channels_last)
+        # faster convolutions on GPUs and on CPUs alike (oneDNN's NHWC kernels): ~20% on 2 cores
+        backbone = backbone.to(memory_format=torch.channels_last)
+        workers = reading_workers(self.config.train.loader_workers, device)
         chunk_rows = self.config.embed.chunk_rows
         crop = self.config.embed.crop_size or enc_cfg.augment.crop_size
         if crop > min(survey.shape[1:]):
@@ -281,8 +282,7 @@ class _Builder:
 
         def compute(start: int, stop: int) -> np.ndarray:
             return represent(backbone, survey, np.arange(start, stop), normalization, crop,
-                             device, batch_size=self.config.embed.batch_size,
-                             workers=self.config.train.loader_workers)
+                             device, batch_size=self.config.embed.batch_size, workers=workers)
 
         _run_chunks(work, self.n, chunk_rows, compute, self.dist, update)
         self.dist.barrier()
@@ -431,19 +431,21 @@ class _Builder:
 
             table = self.source_catalog()
             x = np.asarray(writer.reader().embeddings, dtype=np.float32)
-            predictions = predict_all(x, table, seed=cfg.seed, folds=CROSS_FIT_FOLDS)
+            morphology = cfg.probes.morphology
+            predictions = predict_all(x, table, seed=cfg.seed, folds=CROSS_FIT_FOLDS, morphology=morphology)
             if not predictions:
                 writer.remove("probes.npy")
                 return {"columns": [], "outputs": [], "detail": "no label kind has 20 labelled galaxies: nothing to predict"}
             names = list(predictions)
             writer.write_array("probes.npy", np.stack([predictions[n] for n in names], axis=1).astype(np.float32))
-            held_out = evaluate_probes(x, table, seed=cfg.seed)
-            schemes = labelled_predictions(table, CROSS_FIT_FOLDS)
+            held_out = evaluate_probes(x, table, seed=cfg.seed, morphology=morphology)
+            schemes = labelled_predictions(table, CROSS_FIT_FOLDS, morphology=morphology)
             return {"columns": names, "held_out": held_out, "labelled_predictions": schemes, "outputs": ["probes.npy"],
                     "detail": ", ".join(names) + f" (labelled galaxies {CROSS_FIT_FOLDS}-fold out-of-fold)"}
 
         # the folds are in the fingerprint: an atlas whose labelled predictions were in-sample reruns
-        probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed, {"folds": CROSS_FIT_FOLDS})
+        probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed, {"folds": CROSS_FIT_FOLDS},
+                                _table(cfg, "probes"))
         # a survey without labels records no output; one with labels, probes.npy
         probe_outputs = tuple(writer.manifest.get("stages", {}).get("probes", {}).get("outputs", ["probes.npy"]))
         self._stage("probes", probes_fp, probe_outputs, run_probes)

@@ -14,6 +14,7 @@ A config file has a few top-level keys and one table per concern::
     [neighbors]   # the k most similar galaxies of every galaxy
     [trust]       # how near each galaxy sits to labelled galaxies
     [anomaly]     # how rare each galaxy is in representation space
+    [probes]      # which catalog columns the linear probes predict
 
 Every key is checked: an unknown or misspelled key, a wrong type or an out-of-range value raises
 `ConfigError` naming the file, the key and the value. Relative paths in a config resolve against
@@ -43,6 +44,7 @@ __all__ = [
     "EmbedConfig",
     "ModelConfig",
     "NeighborsConfig",
+    "ProbesConfig",
     "ProjectConfig",
     "SimulateConfig",
     "SurveyConfig",
@@ -275,6 +277,18 @@ class AnomalyConfig:
 
 
 @dataclass(frozen=True)
+class ProbesConfig:
+    """Which catalog columns the linear probes of the build predict (see `galexplore.probes`).
+
+    The spectroscopic redshift is always the column ``z_spec`` (map another name onto it with
+    survey.rename). `morphology` lists columns of values in [0, 1], Galaxy Zoo vote fractions or
+    0/1 flags such as a ring label, each probed with a logistic into ``<column>_pred``.
+    """
+
+    morphology: tuple[str, ...] = ("p_features", "p_edge_on")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the survey and every stage's settings."""
 
@@ -290,6 +304,7 @@ class Config:
     neighbors: NeighborsConfig = field(default_factory=NeighborsConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
     base_dir: str = field(default=".", metadata={"internal": True})  # the config file's folder
 
     def resolve(self, path: str) -> Path:
@@ -330,7 +345,15 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             f"{source}: simulate.mag_r_min ({cfg.simulate.mag_r_min}) must be below "
             f"simulate.mag_r_max ({cfg.simulate.mag_r_max})"
         )
-    if len(cfg.augment.extinction) != len(cfg.survey.bands):
+    if "redden" in cfg.augment.order and cfg.survey.source == "images":
+        # E(B-V) dims fluxes by 10^(-0.4 R_b E); an 8-bit composite's values went through a
+        # non-linear stretch and clipping, so the same factor would not be the same dust
+        raise ConfigError(
+            f"{source}: augment.order lists 'redden' but survey.source = \"images\": 8-bit colour "
+            f"composites are already stretched, not fluxes, so physical reddening is meaningless "
+            f"for them; remove 'redden' from augment.order"
+        )
+    if "redden" in cfg.augment.order and len(cfg.augment.extinction) != len(cfg.survey.bands):
         raise ConfigError(
             f"{source}: augment.extinction has {len(cfg.augment.extinction)} values but "
             f"survey.bands has {len(cfg.survey.bands)} ({', '.join(cfg.survey.bands)}); "
@@ -355,6 +378,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             f"({cfg.augment.jitter}) = {need} exceeds survey.image_size ({cfg.survey.image_size})"
         )
     check_model(cfg.model, cfg.train, source)
+    for i, column in enumerate(cfg.probes.morphology):
+        if not column or column == "z_spec" or column in cfg.probes.morphology[:i]:
+            raise ConfigError(
+                f"{source}: probes.morphology[{i}] = {column!r}: expected a catalog column of values "
+                f"in [0, 1], other than z_spec (the redshift probe's) and listed once"
+            )
     for key, value in (("project.n_neighbors", cfg.project.n_neighbors - 1), ("anomaly.k", cfg.anomaly.k)):
         if value > cfg.neighbors.k:
             raise ConfigError(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from galexplore.errors import GalexploreError, SurveyError
-from galexplore.render import DISPLAY_CHANNELS, lupton_rgb
+from galexplore.render import DISPLAY_CHANNELS, composite_rgb, lupton_rgb
 
 
 class CutoutSource:
@@ -34,12 +34,15 @@ class CutoutSource:
         self._lock = threading.Lock()
         self._n = atlas.n_objects
         self._path: Path | None = None
+        self._composite = False
         try:
             self._survey = _open_atlas_survey(atlas)
         except _NoSurvey as exc:
             self.reason = str(exc)
             return
         self.bands = tuple(self._survey.bands)
+        # an image folder's pixels already are a stretched composite: shown as they are
+        self._composite = bool(getattr(self._survey, "composite", False))
         self._path = Path(atlas.manifest["provenance"]["survey"]["path"])
 
     @property
@@ -89,7 +92,8 @@ class CutoutSource:
                     return None
                 render = _rgb_png if kind == "rgb" else _band_pngs
                 for row, cutout in zip(missing, cutouts):
-                    found[row] = self._cache[(kind, row, size)] = render(cutout, self.bands, size)
+                    image = render(cutout, self.bands, size, self._composite)
+                    found[row] = self._cache[(kind, row, size)] = image
             for row in rows:
                 self._cache.move_to_end((kind, row, size))
             while len(self._cache) > self._cache_size:
@@ -133,13 +137,13 @@ def _open_atlas_survey(atlas: Any) -> Any:
     return survey
 
 
-def _rgb_png(cutout: np.ndarray, bands: tuple[str, ...], size: int) -> bytes:
-    return _png(lupton_rgb(cutout, bands), size)
+def _rgb_png(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite: bool = False) -> bytes:
+    return _png(composite_rgb(cutout) if composite else lupton_rgb(cutout, bands), size)
 
 
-def _band_pngs(cutout: np.ndarray, bands: tuple[str, ...], size: int) -> dict[str, bytes]:
-    if bands == DISPLAY_CHANNELS:  # a colour composite: its channels, only rescaled
-        rgb = lupton_rgb(cutout, bands)
+def _band_pngs(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite: bool = False) -> dict[str, bytes]:
+    if composite or bands == DISPLAY_CHANNELS:  # a colour composite: its channels, only rescaled
+        rgb = composite_rgb(cutout)
         return {band: _png(rgb[..., k], size) for k, band in enumerate(bands)}
     # one band through the same asinh stretch fills all three channels alike: a grey image
     return {band: _png(lupton_rgb(cutout[k:k + 1], (band,))[..., 0], size) for k, band in enumerate(bands)}

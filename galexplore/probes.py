@@ -17,7 +17,7 @@ is data and loading it runs no code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,8 @@ Z_BINS = 180
 Z_MAX = 0.4
 #: width (in bins) of the Gaussian soft target around the true bin; 0 is a hard one-hot target
 Z_SMOOTHING_BINS = 1.0
-#: the catalog columns that are probed, and the kind of probe each gets
+#: the catalog columns that are probed, and the kind of probe each gets (the morphology columns
+#: by default: config [probes] morphology names others, e.g. a 0/1 ring flag)
 MORPHOLOGY_COLUMNS = ("p_features", "p_edge_on")
 REDSHIFT_COLUMN = "z_spec"
 #: fewer labelled rows than this and a kind is not probed
@@ -323,9 +324,10 @@ def sweep_rows(
 
 
 def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction: float = 0.3,
-                    label_counts: Iterable[int] | None = None) -> dict[str, Any]:
-    """Held-out scores of the linear probes of z_spec, p_features and p_edge_on (each present with
-    >= `MIN_LABELLED` finite rows): a JSON-able dict by column.
+                    label_counts: Iterable[int] | None = None,
+                    morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, Any]:
+    """Held-out scores of the linear probes of z_spec and the `morphology` columns (each present
+    with >= `MIN_LABELLED` finite rows): a JSON-able dict by column.
 
     Each column's finite rows are split by `split_rows`; the probe is fitted on the train rows and
     scored on the test rows. With `label_counts`, it is also fitted on the first n rows of a seeded
@@ -336,7 +338,7 @@ def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction
     if len(x) != len(catalog):
         raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
     out: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction}
-    for column, rows in _probed_columns(catalog):
+    for column, rows in _probed_columns(catalog, morphology):
         values = np.asarray(catalog[column], dtype=np.float64)
         train, test = split_rows(rows, test_fraction, seed)
         result = probe_column(x, values, column, train, test, seed=seed)
@@ -400,17 +402,19 @@ def cross_fit_column(x: np.ndarray, values: np.ndarray, column: str, rows: np.nd
     return out
 
 
-def _probed_columns(catalog: Any) -> Iterator[tuple[str, np.ndarray]]:
-    """(column, labelled rows) of z_spec, p_features and p_edge_on, each with >= `MIN_LABELLED` rows."""
-    for column in (REDSHIFT_COLUMN, *MORPHOLOGY_COLUMNS):
+def _probed_columns(catalog: Any, morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> Iterator[tuple[str, np.ndarray]]:
+    """(column, labelled rows) of z_spec and the `morphology` columns, each with >= `MIN_LABELLED` rows."""
+    for column in (REDSHIFT_COLUMN, *morphology):
         rows = _labelled_rows(catalog, column)
         if len(rows) >= MIN_LABELLED:
             yield column, rows
 
 
-def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROSS_FIT_FOLDS) -> dict[str, np.ndarray]:
-    """Probe predictions for every row (N,): z_phot and z_phot_width, and p_features_pred /
-    p_edge_on_pred, for each kind with >= `MIN_LABELLED` labelled rows.
+def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROSS_FIT_FOLDS,
+                morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, np.ndarray]:
+    """Probe predictions for every row (N,): z_phot and z_phot_width, and <column>_pred for each
+    `morphology` column (p_features_pred, p_edge_on_pred by default), for each column with
+    >= `MIN_LABELLED` labelled rows.
 
     Unlabelled rows get the probe fitted on every labelled row; labelled rows are predicted
     out-of-fold (`cross_fit_column`), so their errors are held-out errors.
@@ -419,7 +423,7 @@ def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROS
     if len(x) != len(catalog):
         raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
     out: dict[str, np.ndarray] = {}
-    for column, rows in _probed_columns(catalog):
+    for column, rows in _probed_columns(catalog, morphology):
         values = np.asarray(catalog[column], dtype=np.float64)
         predictions = cross_fit_column(x, values, column, rows, folds=folds, seed=seed)
         if column == REDSHIFT_COLUMN:
@@ -429,6 +433,7 @@ def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROS
     return out
 
 
-def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS) -> dict[str, str]:
+def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS,
+                         morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, str]:
     """How `predict_all` predicts each probed column's labelled rows (`cross_fit_scheme`), by column."""
-    return {column: cross_fit_scheme(len(rows), folds) for column, rows in _probed_columns(catalog)}
+    return {column: cross_fit_scheme(len(rows), folds) for column, rows in _probed_columns(catalog, morphology)}

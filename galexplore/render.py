@@ -76,8 +76,7 @@ def lupton_rgb(
         raise ValueError(f"cutout has shape {cube.shape}; expected ({len(bands)}, H, W) for bands {tuple(bands)}")
     cube = np.where(np.isfinite(cube), cube, 0.0)
     if tuple(bands) == DISPLAY_CHANNELS:
-        top = 255.0 if cube.max() > 1.0 else 1.0
-        return np.clip(np.moveaxis(cube, 0, -1) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return composite_rgb(cube)
 
     idx = pick_rgb_bands(bands, rgb)
     if weights is None:
@@ -89,6 +88,23 @@ def lupton_rgb(
     # make_lupton_rgb divides by the intensity everywhere before masking the zeros it finds.
     with np.errstate(invalid="ignore", divide="ignore"):
         return make_lupton_rgb(red, green, blue, minimum=0.0, stretch=stretch, Q=q)
+
+
+def composite_rgb(cutout: np.ndarray) -> np.ndarray:
+    """An 8-bit image (H, W, 3) of a cutout that already is a colour composite (C, H, W): its
+    channels as red, green, blue (one channel: grey), values in [0, 1] (or [0, 255]) rescaled,
+    never stretched again.
+
+    >>> composite_rgb(np.array([[[1.0]], [[0.5]], [[0.0]]])).tolist()
+    [[[255, 128, 0]]]
+    """
+    cube = np.asarray(cutout, dtype=np.float64)
+    if cube.ndim != 3 or cube.shape[0] not in (1, 3):
+        raise ValueError(f"cutout has shape {cube.shape}; expected (3, H, W) or (1, H, W) for a colour composite")
+    cube = np.where(np.isfinite(cube), cube, 0.0)
+    top = 255.0 if cube.max() > 1.0 else 1.0
+    image = np.clip(np.moveaxis(cube, 0, -1) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
 
 
 def auto_stretch(intensity: np.ndarray) -> float:

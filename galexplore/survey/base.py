@@ -45,6 +45,10 @@ class Survey(abc.ABC):
     nonfinite: str = "reject"
     #: how many non-finite pixels were replaced by 0 so far (nonfinite = "mask")
     nonfinite_masked: int = 0
+    #: the step between pixel values when they are quantised (1/255 for 8-bit images), else None
+    quantum: float | None = None
+    #: True when the pixels are an already-stretched colour composite (display values, not fluxes)
+    composite: bool = False
 
     def __len__(self) -> int:
         return len(self.catalog)
@@ -177,6 +181,14 @@ def rename_columns(catalog: pd.DataFrame, rename: dict[str, str], source: str) -
         raise SurveyError(
             f"{source}: survey.rename names column '{missing[0]}', which the catalog lacks; "
             f"found columns: {', '.join(map(str, catalog.columns))}"
+        )
+    kept = [c for c in catalog.columns if c not in rename]
+    taken = [(k, v) for k, v in rename.items() if v in kept or list(rename.values()).count(v) > 1]
+    if taken:
+        old, new = taken[0]
+        raise SurveyError(
+            f"{source}: survey.rename maps '{old}' to '{new}', a name another column already has "
+            f"or gets; expected each new name once"
         )
     return catalog.rename(columns=rename)
 

@@ -7,7 +7,8 @@ The layout of Galaxy Zoo and Zoobot sets (e.g. the DECaLS ring set in ``../share
                             (J000411.19+020924.0), and any labels
     folder/images/*.png     8-bit composites, already stretched (not fluxes), all the same size
 
-Cutouts are float32 (C, H, W) scaled to [0, 1]: C = 3 for colour images, channels in file order
+Cutouts are float32 (C, H, W) scaled to [0, 1], in steps of ``quantum = 1/255`` (the noise
+estimate of `galexplore.normalize.sky_statistics` takes the steps into account): C = 3 for colour images, channels in file order
 (R, G, B), or C = 1 for greyscale. The channels are named by survey.bands; when that is empty
 they are named ``red, green, blue`` (or ``grey``), because a composite's channels are not fluxes
 in a band. For DESI Legacy Surveys composites the usual mapping is R = z, G = r, B = g: set
@@ -53,6 +54,8 @@ class ImageFolderSurvey(Survey):
         self.catalog = check_catalog(catalog_positions(table, cfg, csv), len(table), csv)
         self.nonfinite = cfg.nonfinite  # 8-bit pixels are always finite
         self.nonfinite_masked = 0
+        self.quantum = 1.0 / 255.0  # 8-bit pixels scaled to [0, 1]
+        self.composite = True  # rendered as they are, never re-stretched (galexplore.cutouts)
         self.pixel_scale = cfg.pixel_scale
 
         # The first image sets the expected size and channel count (unless the config does).

@@ -140,6 +140,27 @@ class MapIndex:
         row = int(self._sky_rows[k])
         return row, angular_separation(ra, dec, self._ra[row], self._dec[row]) * ARCSEC_PER_RADIAN
 
+    def within_sky(self, ra: float, dec: float, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
+        """The rows within `radius_arcsec` of sky position (ra, dec) in degrees, nearest first:
+        (rows int64, separations in arcsec float64)."""
+        if not (math.isfinite(ra) and math.isfinite(dec)):
+            raise GalexploreError(f"sky position ({ra}, {dec}) is not finite")
+        if not (math.isfinite(radius_arcsec) and radius_arcsec >= 0):
+            raise GalexploreError(f"radius {radius_arcsec} arcsec: expected a finite radius >= 0")
+        tree = self._tree("sky")
+        if tree is None:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        angle = min(radius_arcsec / ARCSEC_PER_RADIAN, math.pi)
+        centre = unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0]
+        # a chord a hair longer than the angle's, so rounding keeps a galaxy right on the edge
+        found = np.asarray(tree.query_ball_point(centre, 2.0 * math.sin(angle / 2.0) * (1 + 1e-9) + 1e-15), np.int64)
+        rows = self._sky_rows[found]
+        separations = np.array([angular_separation(ra, dec, self._ra[r], self._dec[r]) for r in rows],
+                               np.float64) * ARCSEC_PER_RADIAN
+        keep = separations <= radius_arcsec * (1 + 1e-9)
+        order = np.argsort(separations[keep], kind="stable")
+        return rows[keep][order], separations[keep][order]
+
 
 def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """(N, 3) unit vectors of sky positions (degrees)."""

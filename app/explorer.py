@@ -103,9 +103,10 @@ class Explorer(param.Parameterized):
             pass
         return (x0, x1), (y0, y1)
 
-    @param.depends("colour", "equalize", watch=True)
+    @param.depends("colour", "equalize", "trust_overlay", watch=True)
     def _rebuild_map(self) -> None:
-        """A colour change gives an Image or an ImageStack: build the plot anew, keeping the view."""
+        """A colour change gives an Image or an ImageStack, and the trust overlay adds or drops a
+        layer: build the plot anew, keeping the view."""
         start = time.perf_counter()
         self._map_pane.object = self._map()
         self.timings["colour"] = time.perf_counter() - start
@@ -134,8 +135,9 @@ class Explorer(param.Parameterized):
                 base = dynspread(everyone, threshold=0.6, max_px=2).opts(cmap=["#5a5a5a"], colorbar=False) * base
         self.raster = raster
         self._streams(shown)
-        return (base * self._trust_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
-                * self._marks_layer()).opts(
+        if self.trust_overlay:  # a layer only while shown: each pan re-renders and sends every layer
+            base = base * self._trust_layer(x_range, y_range)
+        return (base * self._selection_layer(x_range, y_range) * self._marks_layer()).opts(
             hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
                             xlabel="UMAP 1", ylabel="UMAP 2", active_tools=["wheel_zoom", "pan"],
                             bgcolor="#111111", title=""))
@@ -159,13 +161,13 @@ class Explorer(param.Parameterized):
         frame = self.data.catalog
         has_trust = "trust" in frame and bool(np.isfinite(frame["trust"].to_numpy(dtype=np.float64)).any())
 
-        def untrusted(trust_overlay: bool, trust_threshold: float) -> hv.Points:
-            if not (trust_overlay and has_trust):
+        def untrusted(trust_threshold: float) -> hv.Points:
+            if not has_trust:
                 return hv.Points(self._points_frame([]), ["umap_x", "umap_y"])
             rows = np.flatnonzero(frame["trust"].to_numpy() < trust_threshold)
             return hv.Points(self._points_frame(rows), ["umap_x", "umap_y"])
 
-        dmap = hv.DynamicMap(untrusted, streams=[hv.streams.Params(self, ["trust_overlay", "trust_threshold"])])
+        dmap = hv.DynamicMap(untrusted, streams=[hv.streams.Params(self, ["trust_threshold"])])
         raster = rasterize(dmap, aggregator=ds.count(), x_range=x_range, y_range=y_range)
         return dynspread(raster, threshold=0.6, max_px=2).opts(
             cmap=[UNTRUSTED_COLOUR], alpha=0.45, colorbar=False, clipping_colors={"min": "transparent"})
@@ -360,6 +362,7 @@ class Explorer(param.Parameterized):
             pn.widgets.Checkbox.from_param(self.param.equalize, label="histogram-equalised colours"),
             pn.widgets.Checkbox.from_param(self.param.trust_overlay, label="shade galaxies far from labelled data"),
             pn.widgets.FloatSlider.from_param(self.param.trust_threshold, label="trust below"),
+            *self._trust_note(),
             pn.pane.Markdown("**Find a galaxy**"), find_box,
             pn.widgets.RadioButtonGroup.from_param(self.param.mode, label="a new lasso"),
             pn.Row(clear, similar_button),
@@ -368,6 +371,14 @@ class Explorer(param.Parameterized):
             pn.widgets.Checkbox.from_param(self.param.present, label="presentation mode"),
             width=300,
         )
+
+    def _trust_note(self) -> list:
+        """A line under the trust controls when trust is undefined (an atlas without labels)."""
+        note = self.data.trust_note()
+        if note is None:
+            return []
+        return [pn.pane.Markdown(f"*trust is undefined: {html.escape(note)}; set `[trust] labels` and rebuild*",
+                                 sizing_mode="stretch_width")]
 
     def selection_panel(self) -> pn.Column:
         return pn.Column(

@@ -217,6 +217,19 @@ def test_serve_refuses_a_folder_that_is_not_an_atlas(tmp_path, capsys):
     assert "not an atlas (no manifest.json)" in err and "galexplore build" in err
 
 
+def test_the_served_app_listens_on_localhost_and_keeps_slow_sessions(atlas):
+    from galexplore.cli import UNUSED_SESSION_LIFETIME_MS, serve_command
+
+    command = serve_command(Path(atlas))
+    option = {flag: value for flag, value in zip(command, command[1:]) if flag.startswith("--")}
+    assert option["--address"] == "127.0.0.1"
+    origins = [value for flag, value in zip(command, command[1:]) if flag == "--allow-websocket-origin"]
+    assert origins == ["localhost:5006", "127.0.0.1:5006"]
+    # a page opened slowly keeps the session it was rendered from (Bokeh's default drops it after 15 s)
+    assert int(option["--unused-session-lifetime"]) == UNUSED_SESSION_LIFETIME_MS >= 60_000
+    assert command[-2:] == ["--atlas", str(atlas)]
+
+
 def test_warming_prepares_every_colouring_with_its_values(atlas):
     from store import load
 
@@ -226,3 +239,26 @@ def test_warming_prepares_every_colouring_with_its_values(atlas):
     type_points = data.points("type").data
     assert list(type_points["type"].cat.categories) == list(data.colourings["type"].categories)
     np.testing.assert_array_equal(data.points("z_spec").data["z_spec"], data.catalog["z_spec"])
+
+
+def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
+    import holoviews as hv
+
+    def layers() -> list:
+        return list(explorer._map_pane.object[()].values())
+
+    def shaded_pixels() -> int:  # the overlay layer's pixels holding an untrusted galaxy
+        return int(np.sum(np.nan_to_num(layers()[-3].data[layers()[-3].vdims[0].name].values) > 0))
+
+    hidden = layers()
+    explorer.trust_overlay = True
+    assert len(layers()) == len(hidden) + 1  # no empty layer rendered and sent on every pan while it is off
+    assert isinstance(layers()[-3], hv.Image)  # under the selection and the marks
+    explorer.trust_threshold = 0.0
+    assert shaded_pixels() == 0
+    explorer.trust_threshold = 0.5
+    some = shaded_pixels()
+    explorer.trust_threshold = 1.0
+    assert 0 < some < shaded_pixels()
+    explorer.trust_overlay = False
+    assert len(layers()) == len(hidden)

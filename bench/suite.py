@@ -219,7 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work or (quick_root / "work" if args.quick else ROOT / "data" / "scale")
     demo_atlas = args.demo_atlas or (work / "atlas-tiny" if args.quick else ROOT / "data" / "atlas" / "demo")
     ctx = Context(sizes, work, demo_atlas, quick=args.quick)
-    _, status = run(ctx, args.only or names, out, log=lambda line: print(line, flush=True))
+    doc, status = run(ctx, args.only or names, out, log=lambda line: print(line, flush=True))
+    if not args.quick and args.out is None and not args.only and status == 0:  # a full run: the README shows it
+        from bench.results import update_readme
+
+        if update_readme(ROOT / "README.md", doc):
+            print(f"[bench] the table in {ROOT / 'README.md'} is this run's", flush=True)
     return status
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import doctest
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,13 @@ def test_quick_run_of_every_group(tmp_path):
     doc, status = suite.run(ctx, list(suite.BUDGETS), tmp_path / "out", log=lambda line: None)
     assert status == 0, {name: g["error"] for name, g in doc["groups"].items() if g["error"]}
     assert {row["group"] for row in doc["rows"]} == set(suite.BUDGETS)
+
+
+def test_the_readme_shows_the_newest_full_run():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme[readme.index(results.README_BEGIN) + len(results.README_BEGIN): readme.index(results.README_END)]
+    runs = [json.loads(p.read_text()) for p in (root / "bench" / "results").glob("*.json")]
+    full = [doc for doc in runs if not doc.get("quick") and set(doc["groups"]) == set(suite.BUDGETS)]
+    newest = max(full, key=lambda doc: doc["started"])
+    assert shown.strip() == results.readme_table(newest).strip()

@@ -40,6 +40,7 @@ QUERY_COLOUR = "#ff3030"
 HOVER_COLUMNS = ("object_id", "z_spec", "z_phot", "type", "p_features", "trust", "anomaly_score")
 HOVER_REACH = 0.012  # a galaxy is "under the cursor" within this share of the view's width and height
 TABLE_PAGE = 15
+EXPORT_KEPT_S = 30  # seconds an export stays on the server after its download starts
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 GALLERY_COLUMNS = 4
 HOVER_HINT = "<span style='opacity:0.6'>point at a galaxy to see its values; click it for similar galaxies</span>"
@@ -88,6 +89,7 @@ class Explorer(param.Parameterized):
         self._download = pn.widgets.FileDownload(callback=self._export_file, filename="selection.csv",
                                                  label="Download the selection", color="primary",
                                                  embed=False, disabled=True)
+        self._download.param.watch(self._forget_export, "_transfers")
         self._rebuild_map()
         self._update_gallery()
 
@@ -254,6 +256,16 @@ class Explorer(param.Parameterized):
         self._download.filename = export_name(self.data.name, self.export_format, datetime.datetime.now(datetime.timezone.utc))
         self.timings["export"] = time.perf_counter() - start
         return io.BytesIO(data)
+
+    def _forget_export(self, _: object = None) -> None:
+        """An export is held as base64 text (1.33x the file) in the widget and its Bokeh model:
+        once its download has started, drop it, so a session keeps no more than its selection."""
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:  # served; in tests the test clears it
+            doc.add_timeout_callback(self._clear_export, int(EXPORT_KEPT_S * 1000))
+
+    def _clear_export(self) -> None:
+        self._download.data = ""  # the Bokeh model's data is a str: "" is none
 
     @param.depends("export_format", watch=True)
     def _rename_download(self) -> None:

@@ -99,6 +99,15 @@ def serve(atlas: Path, port: int, log: Path) -> subprocess.Popen:
     raise SystemExit(f"the server did not answer and warm within 300 s; see {log}")
 
 
+def after_close_mb(pid: int) -> int:
+    """The server's memory once it has dropped the closed pages' sessions: Bokeh drops a session
+    without a connection after the unused-session lifetime, at its next check (every 17 s)."""
+    from galexplore.cli import UNUSED_SESSION_LIFETIME_MS
+
+    time.sleep(UNUSED_SESSION_LIFETIME_MS / 1000 + 17 + 10)
+    return round(rss_mb(pid))
+
+
 @dataclass
 class Session:
     """One person's page: what they did, how long each answer took, what went wrong."""
@@ -111,6 +120,7 @@ class Session:
     crosstalk: list[str] = field(default_factory=list)
     frames: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, bytes) of large frames
     box: dict | None = None
+    shown_id: str | None = None  # the galaxy this session's last find put in the gallery
     done: bool = False
 
     def listen(self) -> None:
@@ -126,17 +136,22 @@ class Session:
         if len(payload) >= LARGE_FRAME:
             self.frames.append((time.monotonic(), len(payload)))
 
-    async def answered(self, action: str, since: float, nothing_to_show=None) -> None:
-        """Wait for the first large frame after `since`; record the latency (or an error).
+    async def answered(self, action: str, since: float, nothing_to_show=None, shown=None) -> None:
+        """Wait for the first large frame after `since` (or for `shown`); record the latency (or an error).
 
         nothing_to_show: a coroutine function saying, when no frame came within a few seconds,
         that the action changed nothing on screen (a lasso around empty space), so none was due.
+        shown: a coroutine function saying the answer is on the page (for answers that may come
+        in small frames: a gallery without cutouts).
         """
         deadline = since + ANSWER_TIMEOUT
         while time.monotonic() < deadline:
             later = [t for t, _ in self.frames if t > since]
             if later:
                 self.latencies[action].append(min(later) - since)
+                return
+            if shown is not None and await shown():
+                self.latencies[action].append(time.monotonic() - since)
                 return
             if nothing_to_show is not None and time.monotonic() > since + 3 and await nothing_to_show():
                 self.latencies.setdefault(f"{action}_empty", []).append(time.monotonic() - since)
@@ -200,21 +215,28 @@ async def act(session: Session, action: str, rng: random.Random, colours: list[s
 
         await session.answered(action, start, empty)
     elif action == "click":
+        session.shown_id = None
         await tool(page, "tap-select")
         start = time.monotonic()
         await page.mouse.click(box["x"] + rng.uniform(0.1, 0.9) * box["width"],
                                box["y"] + rng.uniform(0.1, 0.9) * box["height"])
         await session.answered(action, start)
     elif action == "find":
-        wanted = rng.choice(session.own_ids)
+        # another galaxy than the one shown: asking again for the shown one changes nothing, so no answer is due
+        wanted = rng.choice([i for i in session.own_ids if i != session.shown_id])
         search = page.get_by_placeholder(re.compile("object_id"))
         await search.fill(str(wanted))
+        header = page.locator("b").filter(has_text=re.compile(rf"^{re.escape(wanted)}$"))
+
+        async def shown() -> bool:
+            return await header.count() > 0
+
         start = time.monotonic()
         await search.press("Enter")
-        await session.answered(action, start)
+        await session.answered(action, start, shown=shown)
+        session.shown_id = wanted
         try:  # the gallery's header names the galaxy in bold: this session's, never another's
-            await page.locator("b").filter(has_text=re.compile(rf"^{re.escape(wanted)}$")).first.wait_for(
-                timeout=ANSWER_TIMEOUT * 1000)
+            await header.first.wait_for(timeout=ANSWER_TIMEOUT * 1000)
         except Exception:
             shown = [t.strip() for t in await page.locator("b").all_inner_texts()]
             foreign = [t for t in shown if t in OTHERS_TARGETS and t not in session.own_ids]
@@ -328,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument("--actions", nargs="+", choices=ACTIONS, default=list(ACTIONS), help="what sessions do")
     parser.add_argument("--screenshots", type=Path, help="save each page whose answer never came here")
+    parser.add_argument("--after-close", action="store_true",
+                        help="after the browsers close, wait until the server has dropped their sessions and read its memory")
     parser.add_argument("--think", type=float, nargs=2, default=[1.0, 4.0], metavar=("MIN", "MAX"),
                         help="seconds a person looks at an answer before the next move (uniform)")
     args = parser.parse_args(argv)
@@ -356,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                                        catalog["object_id"].astype(str).tolist(), colours, server.pid,
                                        tuple(args.actions), tuple(args.think)))
             result["memory"].update(before_sessions_mb=round(before), end_mb=round(rss_mb(server.pid)))
+            if args.after_close:
+                result["memory"]["after_close_mb"] = after_close_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=60)

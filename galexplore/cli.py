@@ -310,7 +310,7 @@ def _ablation(args: argparse.Namespace) -> int:
 #: how long a session whose page was served may wait for its browser to connect (ms). Bokeh's 15 s
 #: default discards the sessions of pages that a busy browser or server opens slowly; the websocket
 #: then makes a new session that the page was not rendered from (and whose styles come from a CDN).
-UNUSED_SESSION_LIFETIME_MS = 300_000
+UNUSED_SESSION_LIFETIME_MS = 120_000
 
 
 def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", origins: list[str] | None = None,

@@ -164,6 +164,29 @@ def test_export_reads_back_row_by_row(explorer, fmt):
     np.testing.assert_allclose(back["z_spec"].astype(float), expected["z_spec"], equal_nan=True)
 
 
+def test_an_export_is_dropped_after_its_download_and_made_again_on_the_next(explorer, monkeypatch):
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    scheduled = []
+    doc = Document()
+    monkeypatch.setattr(doc, "add_timeout_callback", lambda callback, ms: scheduled.append((callback, ms)))
+    with set_curdoc(doc):
+        explorer.layout().get_root(doc)  # as served: the widget has its Bokeh model
+    monkeypatch.setattr(type(doc), "session_context", property(lambda self: object()))  # served
+    explorer.streams["lasso"].event(geometry=_lasso_around(explorer, 0.7))
+    with set_curdoc(doc):
+        explorer._download._clicks += 1  # the button: the server makes the file and sends it
+    first = explorer._download.data
+    assert first.startswith("data:text/") and ";base64," in first and len(scheduled) == 1 and scheduled[0][1] >= 10_000
+    with set_curdoc(doc):
+        scheduled[0][0]()  # the timeout: the session no longer holds the file
+    assert explorer._download.data == ""
+    with set_curdoc(doc):
+        explorer._download._clicks += 1
+    assert explorer._download.data == first  # the next click makes it again
+
+
 def test_find_by_id_and_by_position(explorer):
     explorer.search("G00042")
     assert explorer.query == 42

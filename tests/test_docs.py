@@ -61,10 +61,10 @@ MAPPED: dict[str, str] = {
     "galexplore serve data/atlas/demo --address 0.0.0.0 --port 5006 --allow-websocket-origin myhost.example.org:5006":
         "test_serve_commands_listen_where_the_docs_say",
     "panel serve app/ --address 0.0.0.0 --port 5006 --num-procs 1 --setup app/setup.py --unused-session-lifetime "
-    "300000 --allow-websocket-origin myhost.example.org:5006 --basic-auth credentials.json --cookie-secret "
+    "120000 --allow-websocket-origin myhost.example.org:5006 --basic-auth credentials.json --cookie-secret "
     "my-long-random-secret --args --atlas data/atlas/demo": "test_panel_serve_commands_are_galexplore_serve_plus_auth",
     "panel serve app/ --address 0.0.0.0 --port 5006 --num-procs 1 --setup app/setup.py --unused-session-lifetime "
-    "300000 --allow-websocket-origin myhost.example.org:5006 --oauth-provider github --oauth-key my-client-id "
+    "120000 --allow-websocket-origin myhost.example.org:5006 --oauth-provider github --oauth-key my-client-id "
     "--oauth-secret my-client-secret --oauth-redirect-uri https://myhost.example.org/app --oauth-encryption-key "
     "my-fernet-key --cookie-secret my-long-random-secret --args --atlas data/atlas/demo":
         "test_panel_serve_commands_are_galexplore_serve_plus_auth",

@@ -15,7 +15,8 @@ people on their own machines. Prints one JSON object:
 - errors: console and page errors, server tracebacks, actions whose answer never came;
 - cross-talk: each session finds galaxies only it asks for and must see exactly those in its own
   gallery, and each export must hold as many rows as its own page says are selected;
-- the server's resident memory before any session, with every session open, and at the end.
+- the server's resident memory before any session, with every session open, and at the end;
+- the CPU the server and the whole machine used while the sessions ran (the browsers share the cores).
 
 Exit status 1 when any error or cross-talk was seen.
 """
@@ -57,6 +58,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds used so far: by process `pid` (user + system), or by the whole machine (all cores, not idle)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(cpu) - cpu[3] - cpu[4]) / ticks  # every state but idle and iowait
 
 
 def rss_mb(pid: int) -> float:
@@ -307,16 +318,23 @@ async def drive(url: str, n: int, seconds: float, seed: int, object_ids: list[st
             session = Session(i, await context.new_page(), ids)
             session.listen()
             sessions.append(session)
-        memory = {}
+        memory, cpu = {}, {}
         opened = asyncio.Event()
 
         async def watch_memory() -> None:
             await opened.wait()
             memory["all_sessions_open_mb"] = round(rss_mb(server_pid))
             memory["timeline_mb"] = []  # every 10 s while the sessions run: bounded, or growing?
+            began, server_began, machine_began = time.monotonic(), cpu_seconds(server_pid), cpu_seconds()
             while any(not s.done for s in sessions):
                 memory["timeline_mb"].append(round(rss_mb(server_pid)))
                 await asyncio.sleep(10)
+            # who used the cores while the sessions ran: the server, or the browsers (and this driver)
+            elapsed, server, machine = (time.monotonic() - began, cpu_seconds(server_pid) - server_began,
+                                        cpu_seconds() - machine_began)
+            cpu.update(cores=os.cpu_count(), seconds=round(elapsed, 1), server_cpu_s=round(server, 1),
+                       machine_cpu_s=round(machine, 1), server_share_of_busy=round(server / max(machine, 1e-9), 3),
+                       machine_busy=round(machine / (elapsed * (os.cpu_count() or 1)), 3))
 
         async def one(session: Session) -> None:
             try:
@@ -335,7 +353,7 @@ async def drive(url: str, n: int, seconds: float, seed: int, object_ids: list[st
         wall = time.monotonic() - start
         await browser.close()
     latencies = {a: summary([v for s in sessions for v in s.latencies.get(a, [])]) for a in (*ACTIONS, "open")}
-    return {"wall_s": round(wall, 1), "latencies": latencies, "memory": memory,
+    return {"wall_s": round(wall, 1), "latencies": latencies, "memory": memory, "cpu": cpu,
             "errors": [f"session {s.index}: {e}" for s in sessions for e in s.errors],
             "crosstalk": [c for s in sessions for c in s.crosstalk],
             "actions": sum(len(v) for s in sessions for v in s.latencies.values())}

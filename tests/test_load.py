@@ -30,3 +30,4 @@ def test_concurrent_sessions_see_only_their_own_selection_and_query(tmp_path):
     latencies = result["latencies"]
     assert latencies["find"]["count"] > 0 and latencies["colour"]["count"] > 0  # the sessions did things
     assert result["memory"]["growth_while_running_mb"] < 300
+    assert 0 < result["cpu"]["server_cpu_s"] <= result["cpu"]["machine_cpu_s"]  # who used the cores

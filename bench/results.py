@@ -1,5 +1,6 @@
-"""The suite's outputs: `<date>-<host>.json` (everything), `<date>-<host>.md` (the table) and
-`latest.md` (a copy of the newest table, at a fixed name for the README to link)."""
+"""The suite's outputs: `<date>-<host>.json` (everything), `<date>-<host>.md` (the table),
+`latest.md` (a copy of the newest table, at a fixed name for the README to link) and, after a
+full run, the README's short table (between its `bench:begin` and `bench:end` markers)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,49 @@ def write(doc: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     md_path.write_text(markdown(doc), encoding="utf-8")
     shutil.copyfile(md_path, out / "latest.md")
     return json_path, md_path
+
+
+README_BEGIN, README_END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def readme_table(doc: Mapping[str, Any]) -> str:
+    """The short table the README shows: each row's figures and ratio, its goal and whether it was met."""
+    lines = [f"Measured by `make bench` on {doc['date']}: {machine_line(doc['machine'])}; "
+             f"{doc['seconds'] / 60:.0f} minutes in all. Ratio = ours / anchor. Full table and notes: "
+             f"[bench/results/latest.md](bench/results/latest.md).", "",
+             "| benchmark | N | ours | anchor | ratio | goal | met |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in doc["rows"]:
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in (
+            row["name"], f"{row['n']:,}" if row["n"] is not None else "—",
+            format_value(row["ours"], row["unit"]),
+            f"{format_value(row['anchor'], row['unit'])} ({row['anchor_label']})" if row["anchor_label"] else "—",
+            f"{row['ratio']:.3g}x" if row["ratio"] is not None else "—", row["goal"] or "—",
+            {True: "yes", False: "**no**", None: "—"}[row["met"]])) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, doc: Mapping[str, Any]) -> bool:
+    """Put `readme_table(doc)` between the README's markers; False (nothing written) without them.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "README.md"
+    >>> _ = path.write_text(f"intro\\n{README_BEGIN}\\nold\\n{README_END}\\nrest\\n")
+    >>> update_readme(path, {"date": "d", "seconds": 60.0, "rows": [],
+    ...                       "machine": {"cpu": "c", "cores": 2, "torch": "t", "gpu": None}})
+    True
+    >>> text = path.read_text()
+    >>> "old" in text, text.startswith("intro"), text.endswith("rest\\n")
+    (False, True, True)
+    """
+    text = readme.read_text(encoding="utf-8")
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        return False
+    new = text[: begin + len(README_BEGIN)] + "\n" + readme_table(doc) + text[end:]
+    temporary = readme.with_name(readme.name + ".tmp")
+    temporary.write_text(new, encoding="utf-8")
+    temporary.replace(readme)
+    return True
 
 
 def _finite(value: Any) -> Any:

@@ -132,6 +132,7 @@ class Session:
     frames: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, bytes) of large frames
     box: dict | None = None
     shown_id: str | None = None  # the galaxy this session's last find put in the gallery
+    not_taken: list[str] = field(default_factory=list)  # gestures the page's map did not take
     done: bool = False
 
     def listen(self) -> None:
@@ -147,13 +148,15 @@ class Session:
         if len(payload) >= LARGE_FRAME:
             self.frames.append((time.monotonic(), len(payload)))
 
-    async def answered(self, action: str, since: float, nothing_to_show=None, shown=None) -> None:
+    async def answered(self, action: str, since: float, nothing_to_show=None, shown=None, taken=None) -> None:
         """Wait for the first large frame after `since` (or for `shown`); record the latency (or an error).
 
         nothing_to_show: a coroutine function saying, when no frame came within a few seconds,
         that the action changed nothing on screen (a lasso around empty space), so none was due.
         shown: a coroutine function saying the answer is on the page (for answers that may come
         in small frames: a gallery without cutouts).
+        taken: a coroutine function saying, when no answer came, whether the page took the gesture
+        at all (a drag the map did not move with asked the server nothing): counted apart, not as an error.
         """
         deadline = since + ANSWER_TIMEOUT
         while time.monotonic() < deadline:
@@ -168,6 +171,9 @@ class Session:
                 self.latencies.setdefault(f"{action}_empty", []).append(time.monotonic() - since)
                 return
             await asyncio.sleep(0.01)
+        if taken is not None and not await taken():
+            self.not_taken.append(action)
+            return
         self.errors.append(f"{action}: no answer within {ANSWER_TIMEOUT:.0f} s")
         if SCREENSHOTS:
             await self.page.screenshot(path=SCREENSHOTS / f"no-answer-{self.index}-{action}-{since:.0f}.png")
@@ -181,6 +187,21 @@ async def map_box(page) -> dict:
             "width": 0.55 * canvas["width"], "height": 0.65 * canvas["height"]}
 
 
+MAP_VIEW = """() => {
+    const views = [];
+    for (const doc of window.Bokeh.documents)
+        for (const m of doc._all_models.values())
+            if (m.x_range && m.y_range && m.renderers && m.x_range.start !== undefined)
+                views.push([m.x_range.start, m.x_range.end, m.y_range.start, m.y_range.end]);
+    return views;
+}"""
+
+
+async def map_view(page) -> list:
+    """The ranges every plot of the page shows, as the browser holds them (moved by a pan before any answer)."""
+    return await page.evaluate(MAP_VIEW)
+
+
 async def tool(page, name: str) -> None:
     """Make the map's tool `name` the active one (a click on an active tool would switch it off)."""
     icon = page.locator(f".bk-tool-icon-{name}").first
@@ -191,6 +212,11 @@ async def tool(page, name: str) -> None:
 async def act(session: Session, action: str, rng: random.Random, colours: list[str]) -> None:
     page, box = session.page, session.box
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = await map_view(page) if action in ("pan", "zoom") else None
+
+    async def taken() -> bool:  # did the map move with the gesture (before any answer)? True when unknown
+        return not before or await map_view(page) != before
+
     if action == "pan":
         await tool(page, "pan")
         await page.mouse.move(cx, cy)
@@ -198,12 +224,12 @@ async def act(session: Session, action: str, rng: random.Random, colours: list[s
         await page.mouse.move(cx + rng.uniform(-60, 60), cy + rng.uniform(-60, 60), steps=5)
         start = time.monotonic()
         await page.mouse.up()
-        await session.answered(action, start)
+        await session.answered(action, start, taken=taken)
     elif action == "zoom":
         await page.mouse.move(cx + rng.uniform(-50, 50), cy + rng.uniform(-50, 50))
         start = time.monotonic()
         await page.mouse.wheel(0, rng.choice([-240, 240]))
-        await session.answered(action, start)
+        await session.answered(action, start, taken=taken)
     elif action == "colour":
         select = page.locator("select").first
         current = await select.input_value()
@@ -356,6 +382,7 @@ async def drive(url: str, n: int, seconds: float, seed: int, object_ids: list[st
     return {"wall_s": round(wall, 1), "latencies": latencies, "memory": memory, "cpu": cpu,
             "errors": [f"session {s.index}: {e}" for s in sessions for e in s.errors],
             "crosstalk": [c for s in sessions for c in s.crosstalk],
+            "not_taken": [f"session {s.index}: {a}" for s in sessions for a in s.not_taken],
             "actions": sum(len(v) for s in sessions for v in s.latencies.values())}
 
 

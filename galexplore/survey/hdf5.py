@@ -87,7 +87,8 @@ class HDF5Survey(Survey):
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         images = self._file.get()[self.images_key]
-        if indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + indices.size)):
+        direct = images.dtype == np.float32 and not self.channels_last  # rows land as they are stored
+        if direct and indices.size and np.array_equal(indices, np.arange(indices[0], indices[0] + indices.size)):
             return self._read_run(images, int(indices[0]), int(indices[0]) + indices.size)
         order = np.argsort(indices, kind="stable")
         sorted_idx = indices[order]
@@ -106,16 +107,13 @@ class HDF5Survey(Survey):
         return out
 
     def _read_run(self, images: h5py.Dataset, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop-1 as one slice; float32 (N, C, H, W) cubes straight into the result."""
+        """Rows start..stop-1 of a float32 (N, C, H, W) cube, read straight into the result."""
+        out = np.empty((stop - start, *images.shape[1:]), dtype=np.float32)
         try:
-            if images.dtype == np.float32 and not self.channels_last:
-                out = np.empty((stop - start, *images.shape[1:]), dtype=np.float32)
-                images.read_direct(out, np.s_[start:stop])
-                return out
-            block = images[start:stop]
+            images.read_direct(out, np.s_[start:stop])
         except OSError as exc:
             raise self._unreadable(start, stop - 1, exc) from None
-        return np.ascontiguousarray(block.transpose(0, 3, 1, 2) if self.channels_last else block, dtype=np.float32)
+        return out
 
     def _unreadable(self, first: int, last: int, exc: OSError) -> SurveyError:
         return SurveyError(

@@ -87,6 +87,9 @@ def decode_redshift(pdf: np.ndarray, n_bins: int = Z_BINS, z_max: float = Z_MAX)
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
+PREDICT_ROWS = 65_536  # rows per block of LinearProbe.predict
+
+
 class LinearProbe:
     """One standardising linear layer: `kind` "morphology" (1 output, sigmoid) or "redshift"
     (n_bins logits, softmax). Built by `fit_morphology_probe` / `fit_redshift_probe`."""
@@ -118,7 +121,16 @@ class LinearProbe:
         return xs @ self.weight.T.astype(np.float64) + self.bias.astype(np.float64)
 
     def predict(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Morphology: the predicted vote fraction (N,). Redshift: (z_phot, z_width), each (N,)."""
+        """Morphology: the predicted vote fraction (N,). Redshift: (z_phot, z_width), each (N,).
+
+        Rows go through in blocks of `PREDICT_ROWS`: a redshift pdf is n_bins float64 values per
+        row, so 10^6 rows at once would hold several GB of pdfs and their moments."""
+        parts = [self._predict_block(x[start:start + PREDICT_ROWS]) for start in range(0, max(len(x), 1), PREDICT_ROWS)]
+        if self.kind == MORPHOLOGY:
+            return np.concatenate(parts)
+        return np.concatenate([z for z, _ in parts]), np.concatenate([w for _, w in parts])
+
+    def _predict_block(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         logits = self.logits(x)
         if self.kind == MORPHOLOGY:
             return 1.0 / (1.0 + np.exp(-logits[:, 0]))

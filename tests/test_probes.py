@@ -143,6 +143,21 @@ def test_same_seed_gives_bitwise_identical_predictions(toy_redshift) -> None:
     assert np.array_equal(fit_morphology_probe(x, p, seed=3).predict(x), fit_morphology_probe(x, p, seed=3).predict(x))
 
 
+def test_prediction_in_blocks_equals_one_block_in_the_same_row_order(toy_redshift, monkeypatch) -> None:
+    import galexplore.probes as probes
+
+    x, z = toy_redshift
+    redshift, morphology = fit_redshift_probe(x, z, epochs=30), fit_morphology_probe(x, (x[:, 0] > 0) * 0.8 + 0.1, epochs=30)
+    whole_z, whole_p = redshift.predict(x), morphology.predict(x)
+    monkeypatch.setattr(probes, "PREDICT_ROWS", 7)  # blocks that do not divide the rows
+    blocked_z, blocked_p = redshift.predict(x), morphology.predict(x)
+    # equal to rounding: the matrix product's summation order may follow the block's shape
+    assert all(np.allclose(a, b, rtol=1e-12, atol=1e-15) for a, b in zip(whole_z, blocked_z, strict=True))
+    assert np.allclose(whole_p, blocked_p, rtol=1e-12, atol=1e-15)
+    empty_z, empty_width = redshift.predict(x[:0])
+    assert empty_z.shape == empty_width.shape == (0,) and morphology.predict(x[:0]).shape == (0,)
+
+
 def test_arrays_round_trip_through_npz_gives_identical_predictions(toy_redshift, tmp_path) -> None:
     x, z = toy_redshift
     for probe in (fit_redshift_probe(x, z, epochs=30), fit_morphology_probe(x, (x[:, 0] > 0) * 0.8 + 0.1, epochs=30)):

@@ -1,10 +1,12 @@
 """Measure an atlas of a simulated survey against its truth: anomalies, trust, neighbours.
 
-    .venv/bin/python bench/atlas_quality.py data/atlas/demo [--json]
+    .venv/bin/python bench/atlas_quality.py data/atlas/demo [--json] [--anomaly-spaces]
 
 Prints the share of injected anomalies in the top 1% by anomaly_score, the median |dz| of a
 kNN photo-z (k=20, from spec-z galaxies) against the true redshift by trust decile, and how
-often a galaxy's 10 most similar share its true type.
+often a galaxy's 10 most similar share its true type. --anomaly-spaces also scores the same
+local outlier factor (k = 10, 20, 50) on the full representations, their PCA copy and the
+survey's raw pixels (central 32x32, PCA 50): does a miss lie in the score or in the space?
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import sys
 import numpy as np
 
 from galexplore.atlas import open_atlas
-from galexplore.evaluate.quality import anomaly_precision, neighbour_agreement, photoz_by_trust
+from galexplore.evaluate.quality import (anomaly_comparison, anomaly_precision, neighbour_agreement,
+                                         photoz_by_trust, pixel_space)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("atlas")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--anomaly-spaces", action="store_true",
+                        help="also the anomaly precision of LOF in other spaces, raw pixels among them (reads the survey)")
     args = parser.parse_args()
     atlas = open_atlas(args.atlas)
     catalog = atlas.catalog
@@ -34,6 +39,17 @@ def main() -> int:
         "trust": photoz_by_trust(catalog, np.asarray(space)),
         "neighbours": neighbour_agreement(catalog, atlas.neighbors),
     }
+    if args.anomaly_spaces:
+        from galexplore.cutouts import _NoSurvey, _open_atlas_survey
+
+        try:
+            survey = _open_atlas_survey(atlas)  # the same file, in the atlas's row order
+        except _NoSurvey as exc:
+            raise SystemExit(f"{atlas.path}: --anomaly-spaces needs the survey's pixels: {exc}") from None
+        pixels = pixel_space(survey.read(np.arange(atlas.n_objects)))
+        survey.close()
+        spaces = {"representations": atlas.embeddings, "PCA copy": atlas.reduced, "raw pixels": pixels}
+        result["anomaly_spaces"] = anomaly_comparison(catalog, {k: v for k, v in spaces.items() if v is not None})
     if args.json:
         print(json.dumps(result))
         return 0
@@ -47,6 +63,8 @@ def main() -> int:
     print(f"neighbours: {nb['same_type']:.1%} of the {nb['k']} most similar share the true type "
           f"(random pairs {nb['same_type_random']:.1%}); median |dz| {nb['median_abs_dz']:.4f} "
           f"(random {nb['median_abs_dz_random']:.4f})")
+    for name, found in result.get("anomaly_spaces", {}).items():
+        print(f"anomalies, {name}: {found['precision']:.1%} of the top {found['n_top']} (recall {found['recall']:.1%})")
     return 0
 
 

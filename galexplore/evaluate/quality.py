@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.scores import labelled_neighbours
+from galexplore.neighbors import knn_graph
+from galexplore.scores import labelled_neighbours, local_outlier_factor
 
 
-def anomaly_precision(catalog: pd.DataFrame, top: float = 0.01) -> dict[str, float]:
-    """The share of injected anomalies (`is_anomaly`) among the top `top` fraction by anomaly_score."""
-    score = catalog["anomaly_score"].to_numpy(dtype=np.float64)
+def anomaly_precision(catalog: pd.DataFrame, top: float = 0.01, score: np.ndarray | None = None) -> dict[str, float]:
+    """The share of injected anomalies (`is_anomaly`) among the top `top` fraction by `score`
+    (default: the catalog's anomaly_score)."""
+    score = np.asarray(catalog["anomaly_score"] if score is None else score, dtype=np.float64)
     truth = catalog["is_anomaly"].to_numpy(dtype=bool)
     n_top = max(1, int(round(top * len(catalog))))
     chosen = np.argsort(-score, kind="stable")[:n_top]
@@ -75,3 +77,30 @@ def neighbour_agreement(catalog: pd.DataFrame, neighbors: np.ndarray, k: int = 1
         "median_abs_dz": float(np.median(dz)),
         "median_abs_dz_random": float(np.median(np.abs(z[shuffled] - z) / (1 + z))),
     }
+
+
+def pixel_space(cutouts: np.ndarray, size: int = 32, dim: int = 50, seed: int = 0) -> np.ndarray:
+    """A raw-pixel baseline space: each (C, H, W) cutout's central size x size pixels, asinh-stretched
+    per band by the band's median |value| over all cutouts, flattened and PCA-reduced to `dim`."""
+    from sklearn.decomposition import PCA
+
+    cutouts = np.asarray(cutouts, dtype=np.float32)
+    top, left = (cutouts.shape[2] - size) // 2, (cutouts.shape[3] - size) // 2
+    centre = cutouts[:, :, top:top + size, left:left + size]
+    scale = np.maximum(np.median(np.abs(centre), axis=(0, 2, 3), keepdims=True), 1e-12)
+    flat = np.arcsinh(centre / scale).reshape(len(centre), -1)
+    return PCA(dim, random_state=seed).fit_transform(flat).astype(np.float32)
+
+
+def anomaly_comparison(catalog: pd.DataFrame, spaces: dict[str, np.ndarray], ks: tuple[int, ...] = (10, 20, 50),
+                       top: float = 0.01) -> dict[str, dict[str, float]]:
+    """`anomaly_precision` of the local outlier factor (cosine, as the atlas scores it) with each k
+    in each named space (the representations, their PCA copy, a `pixel_space`), keyed "space, LOF k=K".
+    Says whether a miss lies in the score or in the space it is computed in."""
+    result = {}
+    for name, x in spaces.items():
+        graph = knn_graph(np.asarray(x, dtype=np.float32), max(ks), method="exact")
+        for k in ks:
+            result[f"{name}, LOF k={k}"] = anomaly_precision(
+                catalog, top, local_outlier_factor(graph.indices, graph.similarities, k))
+    return result

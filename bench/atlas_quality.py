@@ -57,6 +57,9 @@ def main() -> int:
     print(f"{result['atlas']}: {result['n_objects']:,} galaxies")
     print(f"anomalies: {a['precision']:.1%} of the top {a['n_top']} by anomaly_score are injected rare objects "
           f"(base rate {a['base_rate']:.2%}; recall {a['recall']:.1%})")
+    if "top_with_neighbour" in a:
+        print(f"  {a['top_with_neighbour']:.1%} of them have a second galaxy in the stamp "
+              f"(all galaxies: {a['all_with_neighbour']:.1%})")
     print(f"trust ({t['trust_column']}): kNN photo-z median |dz| per trust decile, lowest first")
     print("  " + " ".join(f"{v:.4f}" for v in t["median_abs_dz"]))
     print("  outlier fraction: " + " ".join(f"{v:.3f}" for v in t["outlier_fraction"]))

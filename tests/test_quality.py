@@ -26,6 +26,9 @@ def test_precision_of_a_given_score_counts_the_injected_in_its_top():
     assert anomaly_precision(catalog, 0.01, score) == {"top_fraction": 0.01, "n_top": 4, "precision": 1.0,
                                                        "recall": 1.0, "base_rate": 0.01}
     assert anomaly_precision(catalog, 0.01, -score)["precision"] == 0.0
+    catalog["has_neighbour"] = np.arange(len(catalog)) % 4 == 0
+    found = anomaly_precision(catalog, 0.25, np.arange(len(catalog)) % 4 == 0)
+    assert found["top_with_neighbour"] == 1.0 and found["all_with_neighbour"] == 0.25
 
 
 def test_the_comparison_finds_planted_outliers_in_their_space_and_not_in_a_shuffled_one():

@@ -24,13 +24,17 @@ def anomaly_precision(catalog: pd.DataFrame, top: float = 0.01, score: np.ndarra
     truth = catalog["is_anomaly"].to_numpy(dtype=bool)
     n_top = max(1, int(round(top * len(catalog))))
     chosen = np.argsort(-score, kind="stable")[:n_top]
-    return {
+    result = {
         "top_fraction": top,
         "n_top": n_top,
         "precision": float(truth[chosen].mean()),
         "recall": float(truth[chosen].sum() / max(1, truth.sum())),
         "base_rate": float(truth.mean()),
     }
+    if "has_neighbour" in catalog:  # what else a density score finds rare: a second galaxy in the stamp
+        blended = catalog["has_neighbour"].to_numpy(dtype=bool)
+        result.update(top_with_neighbour=float(blended[chosen].mean()), all_with_neighbour=float(blended.mean()))
+    return result
 
 
 def knn_photoz(x: np.ndarray, z_spec: np.ndarray, k: int = 20) -> np.ndarray:

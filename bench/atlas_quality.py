@@ -6,7 +6,8 @@ Prints the share of injected anomalies in the top 1% by anomaly_score, the media
 kNN photo-z (k=20, from spec-z galaxies) against the true redshift by trust decile, and how
 often a galaxy's 10 most similar share its true type. --anomaly-spaces also scores the same
 local outlier factor (k = 10, 20, 50) on the full representations, their PCA copy and the
-survey's raw pixels (central 32x32, PCA 50): does a miss lie in the score or in the space?
+survey's raw pixels (the normalised training crop, on as many principal axes as the PCA copy):
+does a miss lie in the score or in the space?
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import sys
 import numpy as np
 
 from galexplore.atlas import open_atlas
-from galexplore.evaluate.quality import (anomaly_comparison, anomaly_precision, neighbour_agreement,
-                                         photoz_by_trust, pixel_space)
+from galexplore.evaluate.quality import anomaly_comparison, anomaly_precision, neighbour_agreement, photoz_by_trust
 
 
 def main() -> int:
@@ -41,12 +41,18 @@ def main() -> int:
     }
     if args.anomaly_spaces:
         from galexplore.cutouts import _NoSurvey, _open_atlas_survey
+        from galexplore.embed import load_encoder_arrays
+        from galexplore.evaluate.baselines import pixel_pca
 
         try:
             survey = _open_atlas_survey(atlas)  # the same file, in the atlas's row order
         except _NoSurvey as exc:
             raise SystemExit(f"{atlas.path}: --anomaly-spaces needs the survey's pixels: {exc}") from None
-        pixels = pixel_space(survey.read(np.arange(atlas.n_objects)))
+        _, config, normalization = load_encoder_arrays(atlas.npz("encoder.npz"), atlas.json("encoder.json"),
+                                                       str(atlas.path / "encoder.npz"))
+        # the training crop, normalised as the encoder sees it, on as many principal axes as the PCA copy has
+        pixels = pixel_pca(survey, np.arange(atlas.n_objects), normalization, config.augment.crop_size,
+                           atlas.reduced.shape[1], config.seed)
         survey.close()
         spaces = {"representations": atlas.embeddings, "PCA copy": atlas.reduced, "raw pixels": pixels}
         result["anomaly_spaces"] = anomaly_comparison(catalog, {k: v for k, v in spaces.items() if v is not None})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from galexplore.evaluate.quality import anomaly_comparison, anomaly_precision, pixel_space
+from galexplore.evaluate.quality import anomaly_comparison, anomaly_precision
 
 
 def planted(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -38,15 +38,3 @@ def test_the_comparison_finds_planted_outliers_in_their_space_and_not_in_a_shuff
     assert set(result) == {"planted, LOF k=5", "planted, LOF k=10", "shuffled, LOF k=5", "shuffled, LOF k=10"}
     assert result["planted, LOF k=5"]["precision"] == 1.0
     assert result["shuffled, LOF k=5"]["precision"] < 0.5
-
-
-def test_pixel_space_reads_only_the_centre_and_is_seeded():
-    rng = np.random.default_rng(2)
-    cutouts = rng.standard_normal((60, 3, 40, 40)).astype(np.float32)
-    space = pixel_space(cutouts, size=32, dim=5)
-    assert space.shape == (60, 5) and space.dtype == np.float32
-    changed = cutouts.copy()
-    changed[:, :, :4, :] = 99.0  # the border outside the central 32x32
-    assert np.array_equal(pixel_space(changed, size=32, dim=5), space)
-    changed[:, :, 20, 20] += 5.0  # inside it
-    assert not np.allclose(pixel_space(changed, size=32, dim=5), space)

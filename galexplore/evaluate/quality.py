@@ -83,23 +83,10 @@ def neighbour_agreement(catalog: pd.DataFrame, neighbors: np.ndarray, k: int = 1
     }
 
 
-def pixel_space(cutouts: np.ndarray, size: int = 32, dim: int = 50, seed: int = 0) -> np.ndarray:
-    """A raw-pixel baseline space: each (C, H, W) cutout's central size x size pixels, asinh-stretched
-    per band by the band's median |value| over all cutouts, flattened and PCA-reduced to `dim`."""
-    from sklearn.decomposition import PCA
-
-    cutouts = np.asarray(cutouts, dtype=np.float32)
-    top, left = (cutouts.shape[2] - size) // 2, (cutouts.shape[3] - size) // 2
-    centre = cutouts[:, :, top:top + size, left:left + size]
-    scale = np.maximum(np.median(np.abs(centre), axis=(0, 2, 3), keepdims=True), 1e-12)
-    flat = np.arcsinh(centre / scale).reshape(len(centre), -1)
-    return PCA(dim, random_state=seed).fit_transform(flat).astype(np.float32)
-
-
 def anomaly_comparison(catalog: pd.DataFrame, spaces: dict[str, np.ndarray], ks: tuple[int, ...] = (10, 20, 50),
                        top: float = 0.01) -> dict[str, dict[str, float]]:
     """`anomaly_precision` of the local outlier factor (cosine, as the atlas scores it) with each k
-    in each named space (the representations, their PCA copy, a `pixel_space`), keyed "space, LOF k=K".
+    in each named space (the representations, their PCA copy, `baselines.pixel_pca`), keyed "space, LOF k=K".
     Says whether a miss lies in the score or in the space it is computed in."""
     result = {}
     for name, x in spaces.items():

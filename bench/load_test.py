@@ -140,7 +140,9 @@ class Session:
     not_taken: list[str] = field(default_factory=list)  # gestures the page's map did not take
     done: bool = False
 
-    def listen(self) -> None:
+    async def listen(self) -> None:
+        """Record the page's errors, and the large frames it receives (`LARGE_FRAMES`, before it loads)."""
+        await self.page.add_init_script(LARGE_FRAMES)
         self.page.on("console", lambda m: self.errors.append(f"console: {m.text} ({m.location.get('url', '')})")
                      if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
@@ -406,8 +408,7 @@ async def drive(url: str, n: int, seconds: float, seed: int, object_ids: list[st
             ids = [object_ids[r] for r in rows]  # rows = i mod n: no two sessions look for the same galaxy
             OTHERS_TARGETS.update(ids)
             session = Session(i, await context.new_page(), ids)
-            session.listen()
-            await session.page.add_init_script(LARGE_FRAMES)
+            await session.listen()
             sessions.append(session)
         memory, cpu = {}, {}
         opened = asyncio.Event()

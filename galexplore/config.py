@@ -92,6 +92,10 @@ class SurveyConfig:
     file_column: str = "file"  # per-object file names (fits folder and images sources)
     rename: dict[str, str] = field(default_factory=dict)  # source column -> galexplore name
     nonfinite: Literal["reject", "mask"] = "reject"  # NaN/inf pixels: error, or set to 0
+    # Image folders only: resample each composite on read to a working size. A Galaxy Zoo image
+    # (212 or 424 px) shows the whole galaxy; a 64 px crop of its centre would show its core.
+    center_crop: int = field(default=0, metadata=_range(ge=0, le=4096))  # stored px kept; 0: all
+    resize: int = field(default=0, metadata=_range(ge=0, le=4096))  # working side, px; 0: as cropped
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         raise ConfigError(
             f"{source}: simulate.mag_r_min ({cfg.simulate.mag_r_min}) must be below "
             f"simulate.mag_r_max ({cfg.simulate.mag_r_max})"
+        )
+    if (cfg.survey.center_crop or cfg.survey.resize) and cfg.survey.source != "images":
+        raise ConfigError(
+            f"{source}: survey.center_crop / survey.resize resample 8-bit image folders on read; "
+            f"survey.source = {cfg.survey.source!r} holds fluxes, which are read as stored"
         )
     if "redden" in cfg.augment.order and cfg.survey.source == "images":
         # E(B-V) dims fluxes by 10^(-0.4 R_b E); an 8-bit composite's values went through a

@@ -147,3 +147,33 @@ def test_real_decals_rings(shared_data: Path) -> None:
     with open_path(folder) as survey:
         assert isinstance(survey, ImageFolderSurvey)
         assert survey.bands == ("red", "green", "blue")
+
+
+def test_center_crop_and_resize_resample_on_read(tmp_path: Path) -> None:
+    """The central 16 of 32 pixels resized to 4: on a horizontal ramp (8 per pixel) each output
+    pixel holds the ramp at its centre in the crop, and shape and pixel scale are those of the
+    resampled images."""
+    (tmp_path / "img").mkdir()
+    ramp = np.broadcast_to((8 * np.arange(32)).astype(np.uint8)[None, :, None], (32, 32, 3))
+    Image.fromarray(np.ascontiguousarray(ramp)).save(tmp_path / "img" / "g0.png")
+    pd.DataFrame({"ra": [1.0], "dec": [2.0], "file": ["img/g0.png"]}).to_csv(tmp_path / "catalog.csv", index=False)
+    with ImageFolderSurvey(tmp_path, images_cfg(pixel_scale=0.5, center_crop=16, resize=4)) as survey:
+        assert survey.shape == (3, 4, 4)
+        assert survey.pixel_scale == pytest.approx(0.5 * 16 / 4)
+        got = survey.read([0])[0]  # (3, 4, 4)
+    centres = 8 + (np.arange(4) + 0.5) * 4 - 0.5  # source x of each output column's centre
+    expected = np.broadcast_to(8 * centres / 255, (3, 4, 4))
+    np.testing.assert_allclose(got, expected, atol=2.5 / 255)
+
+
+def test_center_crop_larger_than_the_images_is_refused(folder: Path) -> None:
+    with pytest.raises(Exception, match="center_crop = 32 exceeds the 16x16 images"):
+        ImageFolderSurvey(folder, images_cfg(center_crop=32))
+
+
+def test_resize_is_refused_for_flux_surveys(tmp_path: Path) -> None:
+    from galexplore.config import config_from_dict
+    from galexplore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="survey.center_crop / survey.resize resample 8-bit image folders"):
+        config_from_dict({"survey": {"source": "hdf5", "resize": 32}})

@@ -14,6 +14,12 @@ they are named ``red, green, blue`` (or ``grey``), because a composite's channel
 in a band. For DESI Legacy Surveys composites the usual mapping is R = z, G = r, B = g: set
 ``bands = ["z", "r", "g"]`` to say so. Images are read one by one on demand; at open only the
 catalog and the first image's header are read.
+
+``survey.center_crop`` and ``survey.resize`` resample every image on read: the central
+center_crop x center_crop stored pixels (0: all of them), resized (Lanczos) to resize x resize
+(0: kept). The survey's shape and pixel scale are those of the resampled images
+(pixel_scale x center_crop / resize), so a 212 px Galaxy Zoo composite can be seen whole at a
+working size of 64 px instead of as a 64 px crop of its core.
 """
 
 from __future__ import annotations
@@ -56,7 +62,6 @@ class ImageFolderSurvey(Survey):
         self.nonfinite_masked = 0
         self.quantum = 1.0 / 255.0  # 8-bit pixels scaled to [0, 1]
         self.composite = True  # rendered as they are, never re-stretched (galexplore.cutouts)
-        self.pixel_scale = cfg.pixel_scale
 
         # The first image sets the expected size and channel count (unless the config does).
         with self._open_image(0) as image:
@@ -70,7 +75,15 @@ class ImageFolderSurvey(Survey):
                 f"{self._file(0)} (catalog row 0): image is {width}x{height} pixels; expected "
                 f"{expected}x{expected} ({what})"
             )
-        self.shape = (channels, height, width)
+        self._crop = cfg.center_crop or width
+        if self._crop > width:
+            raise SurveyError(
+                f"{self._file(0)}: survey.center_crop = {cfg.center_crop} exceeds the {width}x{height} images"
+            )
+        side = cfg.resize or self._crop
+        self.pixel_scale = cfg.pixel_scale * self._crop / side  # arcsec per working pixel
+        self._stored = (width, height)
+        self.shape = (channels, side, side)
         default = RGB_BANDS if channels == 3 else GREY_BANDS
         self.bands = tuple(cfg.bands) or default
         if len(self.bands) != channels:
@@ -114,14 +127,20 @@ class ImageFolderSurvey(Survey):
         c, h, w = self.shape
         with self._open_image(row) as image:
             where = f"{self._file(row)} (catalog row {row}, {self.catalog_path.name})"
-            if image.size != (w, h) or _CHANNELS[image.mode] != c:
+            if image.size != self._stored or _CHANNELS[image.mode] != c:
                 raise SurveyError(
                     f"{where}: image is {image.size[0]}x{image.size[1]} {image.mode} "
-                    f"({_CHANNELS[image.mode]} channels); expected {w}x{h} with {c} channels like "
-                    f"the rest of the survey"
+                    f"({_CHANNELS[image.mode]} channels); expected {self._stored[0]}x{self._stored[1]} "
+                    f"with {c} channels like the rest of the survey"
                 )
             try:
-                pixels = np.asarray(image.convert("RGB" if c == 3 else "L"), dtype=np.uint8)
+                image = image.convert("RGB" if c == 3 else "L")
+                if self._crop != self._stored[0] or (w, h) != (self._crop, self._crop):
+                    left = (self._stored[0] - self._crop) // 2
+                    top = (self._stored[1] - self._crop) // 2
+                    box = (left, top, left + self._crop, top + self._crop)
+                    image = image.resize((w, h), Image.Resampling.LANCZOS, box=box)
+                pixels = np.asarray(image, dtype=np.uint8)
             except (OSError, SyntaxError, ValueError, EOFError) as exc:
                 raise SurveyError(f"{where}: image data is corrupt or truncated ({exc})") from None
         pixels = pixels.reshape(h, w, c).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from galexplore import atlas as atlas_files
-from galexplore.atlas import CATALOG, EMBEDDINGS, NEIGHBORS, REDUCED, SIMILARITIES, AtlasError
+from galexplore.atlas import CATALOG, EMBEDDING_CENTER, EMBEDDINGS, NEIGHBORS, REDUCED, SIMILARITIES, AtlasError
 from galexplore.errors import GalexploreError
 from galexplore import explore
 from galexplore.explore import MapIndex, _row_of_id, parse_position
@@ -183,13 +183,15 @@ class Atlas(atlas_files.Atlas):
     def embed(self, image: np.ndarray) -> np.ndarray:
         """The search-space vector (1, d) float32, unit length, of a cutout (C, H, W): the one
         `similar_to_cutout` searches with (see there)."""
-        from galexplore.embed import represent
+        from galexplore.embed import center_rows, represent
         from galexplore.survey.memory import ArraySurvey
 
         backbone, normalization, crop = self._encoder
         image = self._check_cutout(image, normalization.bands, crop)
         survey = ArraySurvey(image[None], bands=normalization.bands, source="the cutout")
         vector = represent(backbone, survey, np.arange(1), normalization, crop, next(backbone.parameters()).device)
+        if self.has(EMBEDDING_CENTER):  # as the embed stage did (embed.center)
+            vector = center_rows(vector, self.array(EMBEDDING_CENTER))
         if self._space_name == REDUCED:
             vector = self._pca.transform(vector)
         return vector

@@ -5,6 +5,8 @@ Layout (names fixed)::
     manifest.json               schema, name, times, code version, provenance, files, stages, summary
     catalog.parquet             one row per object: object_id, ra, dec and the stages' columns
     embeddings.npy              (N, D) float32, L2-normalised
+    embedding_center.npy        (D,) float32, optional: the mean representation the embed stage
+                                subtracted before normalising (embed.center)
     embeddings_reduced.npy      (N, d) float32, optional
     neighbors.npy               (N, k) int32, best first, itself excluded
     similarities.npy            (N, k) float16
@@ -48,6 +50,7 @@ SCHEMA = "galexplore-atlas/1"
 MANIFEST = "manifest.json"
 CATALOG = "catalog.parquet"
 EMBEDDINGS = "embeddings.npy"
+EMBEDDING_CENTER = "embedding_center.npy"
 REDUCED = "embeddings_reduced.npy"
 NEIGHBORS = "neighbors.npy"
 SIMILARITIES = "similarities.npy"

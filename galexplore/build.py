@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galexplore.atlas import EMBEDDING_CENTER as CENTER
 from galexplore.atlas import MANIFEST, AtlasWriter, file_fingerprint
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError
@@ -193,8 +194,9 @@ class _Builder:
             encoder = self.run / "encoder.pt"
             self._stage("train", train_fp, ("encoder.npz", "encoder.json"), lambda: self._train(survey, encoder))
             embed_fp = fingerprint("embed", self.fingerprints["train"], cfg.embed.batch_size, cfg.embed.chunk_rows,
-                                   cfg.embed.crop_size, survey_fp)
-            self._stage("embed", embed_fp, ("embeddings.npy",), lambda: self._embed(survey))
+                                   cfg.embed.crop_size, cfg.embed.center, survey_fp)
+            outputs = ("embeddings.npy", CENTER) if cfg.embed.center else ("embeddings.npy",)
+            self._stage("embed", embed_fp, outputs, lambda: self._embed(survey))
             if self.writer is not None and (self.out / WORK).exists():
                 shutil.rmtree(self.out / WORK)  # only once recorded: a kill before keeps the chunks
 
@@ -288,8 +290,15 @@ class _Builder:
         self.dist.barrier()
         if self.writer is None:
             return {}
-        width = _assemble(work, self.writer, "embeddings.npy", self.n, chunk_rows, np.float32)
-        return {"dim": width, "device": str(device), "crop_size": crop, "detail": f"{self.n:,} x {width}, {crop}x{crop} crops"}
+        center = None
+        if self.config.embed.center:
+            center = _chunk_mean(work, self.n, chunk_rows)
+            self.writer.write_array(CENTER, center, per_object=False)
+        else:
+            self.writer.remove(CENTER)
+        width = _assemble(work, self.writer, "embeddings.npy", self.n, chunk_rows, np.float32, center=center)
+        return {"dim": width, "device": str(device), "crop_size": crop, "centred": center is not None,
+                "detail": f"{self.n:,} x {width}, {crop}x{crop} crops" + (", centred" if center is not None else "")}
 
     # -- from given embeddings ------------------------------------------------------------------
 
@@ -601,14 +610,29 @@ def _run_chunks(work: Path, n: int, chunk_rows: int, compute: Callable[[int, int
         update(stop - start)
 
 
-def _assemble(work: Path, writer: AtlasWriter, name: str, n: int, chunk_rows: int, dtype: Any) -> int:
-    """Concatenate the work folder's chunks into the atlas array `name`; return its width."""
+def _assemble(work: Path, writer: AtlasWriter, name: str, n: int, chunk_rows: int, dtype: Any,
+              center: np.ndarray | None = None) -> int:
+    """Concatenate the work folder's chunks into the atlas array `name`; return its width.
+
+    With `center` (D,), each row is written as unit(row - center) (`center_rows`)."""
+    from galexplore.embed import center_rows
+
     chunks = list(_iter_chunks(work, n, chunk_rows))
     width = chunks[0][1].shape[1]
     with writer.create_array(name, (n, width), dtype) as target:
         for start, values in chunks:
-            target[start : start + len(values)] = values
+            target[start : start + len(values)] = values if center is None else center_rows(values, center)
     return width
+
+
+def _chunk_mean(work: Path, n: int, chunk_rows: int) -> np.ndarray:
+    """The mean row (D,) float32 of the work folder's chunks, accumulated in float64."""
+    total = None
+    for _, values in _iter_chunks(work, n, chunk_rows):
+        part = np.asarray(values, dtype=np.float64).sum(axis=0)
+        total = part if total is None else total + part
+    assert total is not None
+    return (total / n).astype(np.float32)
 
 
 def _iter_chunks(work: Path, n: int, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:

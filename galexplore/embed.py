@@ -65,6 +65,18 @@ def prepare_cutouts(
     return normalization(cropped, out=buffer.transpose(0, 3, 1, 2))
 
 
+def center_rows(representations: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """unit(row - center) for each row of (B, D) representations: the embed stage's centring
+    (embed.center), which an atlas's new cutouts go through too. A row equal to the centre stays 0.
+
+    >>> center_rows(np.array([[1.0, 1.0], [1.0, 0.8]]), np.array([1.0, 0.9])).round(3).tolist()
+    [[0.0, 1.0], [0.0, -1.0]]
+    """
+    shifted = np.asarray(representations, dtype=np.float32) - np.asarray(center, dtype=np.float32)
+    norms = np.linalg.norm(shifted, axis=1, keepdims=True)
+    return shifted / np.where(norms > 0, norms, np.float32(1))
+
+
 def center(images: Array, size: int) -> Array:
     """The central size x size crop of (..., H, W), as a view; the unshifted crop of
     `galexplore.augment.geometric.crop`: it starts at ((H - size) // 2, (W - size) // 2)."""

@@ -231,6 +231,12 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
     np.testing.assert_array_equal(open_atlas(fresh).embeddings, atlas.embeddings)
     assert open_atlas(out).catalog["label_availability"].astype(str).isin(
         ["none", "spec-z", "spec-z+morphology"]).all()
+    # embed.center: the stored rows are the representations less their mean, unit length, so
+    # random pairs are not all alike as pooled ReLU features are (cosine near 1)
+    center = atlas.array("embedding_center.npy")
+    assert center.shape == (512,) and float(np.linalg.norm(center)) > 0.5
+    np.testing.assert_allclose(np.linalg.norm(atlas.embeddings, axis=1), 1.0, atol=1e-5)
+    assert abs(float((atlas.embeddings[:32] * atlas.embeddings[32:]).sum(axis=1).mean())) < 0.5
 
 
 def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_path):
@@ -310,3 +316,20 @@ def test_cli_probe_sweeps_label_counts_and_saves_them_in_the_atlas(reference, tm
     assert open_atlas(out).json("probe_sweep.json") == result
     assert main(["probe", str(out), "--labels", "fifty"]) == 2
     assert "--labels 'fifty'" in capsys.readouterr().err
+
+
+def test_assemble_with_a_center_writes_unit_rows_of_the_shifted_representations(tmp_path):
+    from galexplore.atlas import AtlasWriter
+    from galexplore.build import _assemble, _chunk_mean, _prepare_work, _run_chunks
+    from galexplore.training.trainer import Distributed
+
+    rows = np.array([[3.0, 1.0], [1.0, 1.0], [1.0, 3.0], [3.0, 3.0]], dtype=np.float32)
+    work = tmp_path / "work"
+    _prepare_work(work, "fp")
+    _run_chunks(work, 4, 3, lambda a, b: rows[a:b], Distributed(), lambda done: None)
+    center = _chunk_mean(work, 4, 3)
+    np.testing.assert_array_equal(center, [2.0, 2.0])
+    writer = AtlasWriter(tmp_path / "atlas", name="t")
+    _assemble(work, writer, "embeddings.npy", 4, 3, np.float32, center=center)
+    h = np.sqrt(0.5)
+    np.testing.assert_allclose(writer.reader().embeddings, [[h, -h], [-h, -h], [-h, h], [h, h]], atol=1e-6)

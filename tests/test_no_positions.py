@@ -1,0 +1,174 @@
+"""A survey whose catalog has no sky positions (no RA/Dec, no IAU names), read with
+``survey.positions = "none"``: it builds, reads back with NaN ra/dec, and everything downstream
+(inspect, report, exports, the Python API, the explorer) answers, or says that it has no positions.
+
+The real case is ../shared/data/gz1_dev (Galaxy Zoo 1 composites with only object_id, file and
+the class), read with pipelines/gz1_dev.toml; its test skips where the folder is absent."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+from PIL import Image
+
+from galexplore.build import build
+from galexplore.cli import main
+from galexplore.config import SurveyConfig, config_from_dict, load_config, to_toml
+from galexplore.errors import ConfigError, SurveyError
+from galexplore.export import EXPORT_FORMATS, export_selection
+from galexplore.survey.images import ImageFolderSurvey
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app"
+N = 48
+SIDE = 32
+NO_POSITIONS = 'survey.positions = "none"'
+
+
+def _composites(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, SIDE, SIDE, 3) uint8 colour composites of round (kind 0) and elongated (kind 1) blobs
+    on a noisy sky, and their kinds."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIDE, :SIDE] - (SIDE - 1) / 2
+    kind = np.arange(n) % 2
+    angle = rng.uniform(0, np.pi, n)
+    axis = np.where(kind == 0, 1.0, 0.3)  # b/a
+    size = rng.uniform(3, 6, n)
+    u = xx[None] * np.cos(angle)[:, None, None] + yy[None] * np.sin(angle)[:, None, None]
+    v = -xx[None] * np.sin(angle)[:, None, None] + yy[None] * np.cos(angle)[:, None, None]
+    light = np.exp(-(u**2 + (v / axis[:, None, None]) ** 2) / (2 * size[:, None, None] ** 2))
+    colour = rng.uniform(0.6, 1.0, (n, 1, 1, 3))
+    pixels = 20 + 200 * light[..., None] * colour + rng.normal(0, 6, (n, SIDE, SIDE, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8), kind
+
+
+def _survey_folder(folder: Path, n: int = N, seed: int = 0, **columns: object) -> Path:
+    """An image folder of `n` JPEG composites whose catalog has object_id, file and a class only
+    (plus `columns`), as gz1_dev's: no RA/Dec, no IAU names."""
+    (folder / "images").mkdir(parents=True)
+    pixels, kind = _composites(n, seed)
+    ids = 588848901537202306 + np.arange(n) * 7919  # SDSS DR7 objids are int64 beyond 2^53
+    for i in range(n):
+        Image.fromarray(pixels[i]).save(folder / "images" / f"{ids[i]}.jpg", quality=92)
+    pd.DataFrame({"object_id": ids, "file": [f"images/{i}.jpg" for i in ids], "edge_on": kind,
+                  "kind": np.where(kind == 1, "edge-on", "elliptical"), **columns}).to_csv(folder / "catalog.csv", index=False)
+    return folder
+
+
+def _config(folder: Path, **survey: object) -> dict:
+    """A build of the folder small enough for the default run (one epoch on 24 px crops)."""
+    return {
+        "name": "no-positions", "seed": 0,
+        "survey": {"source": "images", "path": str(folder), "bands": ["i", "r", "g"], "positions": "none", **survey},
+        "augment": {"order": ["rotate", "scale", "jitter_crop", "psf_blur", "noise"], "crop_size": 24, "jitter": 2,
+                    "noise_scale": [0.0, 1.0]},
+        "model": {"stem": "imagenet", "projection_dims": [32, 16], "queue": 32, "momentum": 0.99, "bn_splits": 2},
+        "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "loader_workers": 0},
+        "embed": {"crop_size": SIDE, "pca_dim": 8},
+        "neighbors": {"k": 10}, "project": {"n_neighbors": 8}, "anomaly": {"k": 5},
+        "trust": {"k": 5, "labels": {"edge-on": "edge_on"}}, "probes": {"morphology": ["edge_on"]},
+    }
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory) -> Path:
+    return _survey_folder(tmp_path_factory.mktemp("nopos") / "survey")
+
+
+@pytest.fixture(scope="module")
+def config_file(survey: Path) -> Path:
+    path = survey.parent / "nopos.toml"
+    path.write_text(to_toml(config_from_dict(_config(survey), source="test")), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def atlas(survey: Path, one_torch_thread) -> Path:
+    out = survey.parent / "atlas"
+    build(config_from_dict(_config(survey), source="test"), out)
+    return out
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def test_without_the_key_a_catalog_without_positions_is_refused_naming_the_key(survey: Path) -> None:
+    with pytest.raises(SurveyError, match=r"catalog has no RA/Dec.*found columns: object_id, file, edge_on, kind; "
+                                          r'.*set survey\.positions = "none"'):
+        ImageFolderSurvey(survey, SurveyConfig(source="images", bands=()))
+
+
+def test_with_the_key_every_row_reads_with_nan_ra_dec(survey: Path) -> None:
+    with ImageFolderSurvey(survey, SurveyConfig(source="images", bands=(), positions="none")) as read:
+        catalog = read.catalog
+        assert list(catalog.columns) == ["object_id", "ra", "dec", "file", "edge_on", "kind"]
+        assert catalog["ra"].dtype == catalog["dec"].dtype == np.float64
+        assert catalog[["ra", "dec"]].isna().all().all() and len(catalog) == N
+        assert catalog["object_id"].iloc[1] == 588848901537202306 + 7919  # int64, not rounded through float
+        assert read[0].shape == (3, SIDE, SIDE)
+
+
+def test_positions_for_some_rows_only_are_an_error_naming_the_row(tmp_path: Path) -> None:
+    ra = [10.0, 10.1, np.nan, 10.3]
+    folder = _survey_folder(tmp_path / "some", n=4, ra=ra, dec=[1.0, 1.1, 1.2, 1.3])
+    with pytest.raises(SurveyError, match=r"column 'ra' row 2 is nan; expected 0\.0 <= ra < 360\.0 degrees"):
+        ImageFolderSurvey(folder, SurveyConfig(source="images", bands=()))
+    # and under positions = "none", a position given anyway is refused, with both ways out
+    with pytest.raises(SurveyError, match=r"column 'ra' row 0 is 10\.0, but survey\.positions = \"none\" says the "
+                                          r"catalog has no sky positions; remove survey\.positions.*survey\.rename"):
+        ImageFolderSurvey(folder, SurveyConfig(source="images", bands=(), positions="none"))
+
+
+def test_empty_ra_dec_columns_are_no_positions_only_with_the_key(tmp_path: Path) -> None:
+    folder = _survey_folder(tmp_path / "empty", n=4, ra=[np.nan] * 4, dec=[np.nan] * 4)
+    with pytest.raises(SurveyError, match=r"column 'ra' is empty \(no row has a value\); .*survey\.positions = \"none\""):
+        ImageFolderSurvey(folder, SurveyConfig(source="images", bands=()))
+    with ImageFolderSurvey(folder, SurveyConfig(source="images", bands=(), positions="none")) as read:
+        assert read.catalog[["ra", "dec"]].isna().all().all()
+
+
+def test_an_hdf5_survey_without_positions_reads_with_the_key(tmp_path: Path) -> None:
+    import h5py
+
+    from galexplore.survey.hdf5 import HDF5Survey
+
+    path = tmp_path / "nopos.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.random.default_rng(0).normal(0, 1, (5, 5, 16, 16)).astype(np.float32)
+        f["z_spec"] = np.linspace(0.05, 0.25, 5)
+    with pytest.raises(SurveyError, match=r"catalog has no 'ra' column; found columns: object_id, z_spec; "
+                                          r'.*survey\.positions = "none"'):
+        HDF5Survey(path, SurveyConfig(source="hdf5"))
+    with HDF5Survey(path, SurveyConfig(source="hdf5", positions="none")) as read:
+        assert read.catalog[["ra", "dec"]].isna().all().all()
+        np.testing.assert_allclose(read.catalog["z_spec"], np.linspace(0.05, 0.25, 5))
+
+
+@pytest.mark.parametrize("survey_keys, expected", [
+    ({"positions": "nowhere"}, r"survey\.positions = 'nowhere': expected one of 'catalog', 'none'"),
+    ({"positions": "none", "name_column": "designation"},
+     r"survey\.positions = \"none\" says the catalog has no sky positions, but survey\.name_column = 'designation'"),
+    ({"positions": "none", "ra_column": "RAJ2000"}, r"but survey\.ra_column = 'RAJ2000' names where they are"),
+    ({"positions": "none", "source": "simulated"}, r"a simulated survey always has sky positions"),
+])
+def test_the_key_is_checked_against_the_keys_that_say_where_positions_are(survey_keys: dict, expected: str) -> None:
+    survey = {"source": "images", **survey_keys}
+    with pytest.raises(ConfigError, match=expected):
+        config_from_dict({"survey": survey, "augment": {"order": ["rotate", "jitter_crop"]}}, source="c.toml")
+
+
+def test_the_cli_build_error_names_the_key(survey: Path, tmp_path: Path, capsys) -> None:
+    raw = _config(survey)
+    del raw["survey"]["positions"]
+    config = tmp_path / "c.toml"
+    config.write_text(to_toml(config_from_dict(raw, source="test")), encoding="utf-8")
+    assert main(["build", str(config), "--out", str(tmp_path / "atlas")]) == 2
+    error = capsys.readouterr().err
+    assert "catalog has no RA/Dec" in error and NO_POSITIONS in error and "Traceback" not in error
+    assert not (tmp_path / "atlas").exists()

@@ -172,3 +172,112 @@ def test_the_cli_build_error_names_the_key(survey: Path, tmp_path: Path, capsys)
     error = capsys.readouterr().err
     assert "catalog has no RA/Dec" in error and NO_POSITIONS in error and "Traceback" not in error
     assert not (tmp_path / "atlas").exists()
+
+
+# -- the atlas ---------------------------------------------------------------------------------------
+
+def test_the_survey_builds_into_an_atlas_with_nan_ra_dec(atlas: Path) -> None:
+    from galexplore.atlas import open_atlas
+
+    read = open_atlas(atlas)  # the reader's validation: manifest, files, required columns
+    catalog = read.catalog
+    assert len(catalog) == N and list(catalog.columns[:3]) == ["object_id", "ra", "dec"]
+    assert catalog["ra"].dtype == catalog["dec"].dtype == np.float64
+    assert catalog[["ra", "dec"]].isna().all().all()
+    assert np.isfinite(catalog[["umap_x", "umap_y", "anomaly_score", "trust", "edge_on_pred"]]).all().all()
+    graph = np.asarray(read.neighbors)
+    assert graph.shape == (N, 10) and graph.min() >= 0 and not (graph == np.arange(N)[:, None]).any()
+    np.testing.assert_allclose(np.linalg.norm(read.embeddings, axis=1), 1.0, atol=1e-5)
+    assert 'positions = "none"' in read.manifest["provenance"]["config"]  # the resolved config says how it was read
+
+
+def test_inspect_reports_the_atlas_and_the_survey_with_ra_dec_all_missing(atlas: Path, survey: Path,
+                                                                          config_file: Path, capsys) -> None:
+    assert main(["inspect", str(atlas), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_objects"] == N and summary["columns"]["ra"] == "float64"
+    assert main(["inspect", str(survey), "--config", str(config_file), "--json"]) == 0
+    columns = json.loads(capsys.readouterr().out)["columns"]
+    assert columns["ra"] == columns["dec"] == {"dtype": "float64", "min": None, "max": None, "missing": N}
+    assert main(["inspect", str(survey), "--config", str(config_file)]) == 0
+    assert f"ra                   float64  all missing, {N} missing" in capsys.readouterr().out
+
+
+def test_the_report_is_written_without_sky_columns(atlas: Path, tmp_path: Path, capsys) -> None:
+    assert main(["report", str(atlas), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "The most anomalous galaxies" in page
+    anomalies = page.split("The most anomalous galaxies", 1)[1]
+    header = anomalies.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert "anomaly_score" in header and "<th>ra</th>" not in header and "<th>dec</th>" not in header
+
+
+@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
+def test_exports_carry_ra_dec_as_nan_columns(atlas: Path, fmt: str) -> None:
+    from galexplore.atlas import open_atlas
+
+    catalog = open_atlas(atlas).catalog
+    rows = np.array([0, 5, 17])
+    data = export_selection(catalog, rows, fmt)
+    if fmt == "parquet":
+        back = pd.read_parquet(io.BytesIO(data))
+    elif fmt == "csv":
+        back = pd.read_csv(io.BytesIO(data))
+    else:
+        back = Table.read(io.BytesIO(data), format="fits" if fmt == "fits" else "votable").to_pandas()
+    assert list(back.columns[:3]) == ["object_id", "ra", "dec"] and len(back) == 3
+    assert back["ra"].dtype.kind == back["dec"].dtype.kind == "f"
+    assert back[["ra", "dec"]].isna().all().all()
+    assert list(back["object_id"].astype(np.int64)) == list(catalog["object_id"].iloc[rows])
+
+
+def test_the_api_refuses_a_positional_query_and_answers_by_id(atlas: Path) -> None:
+    import galexplore as gx
+    from galexplore.atlas import AtlasError
+
+    opened = gx.open_atlas(atlas)
+    for ask in (lambda: opened.nearest(150.1, 2.2), lambda: opened.nearest("10:00:24 +02:12:00"),
+                lambda: opened.find(150.1, 2.2, radius=60)):
+        with pytest.raises(AtlasError, match=rf"atlas {atlas} has no sky positions \(its ra and dec are NaN: "
+                                             r'its survey was read with survey\.positions = "none"\); find a galaxy by object_id'):
+            ask()
+    first = int(opened.catalog["object_id"].iloc[3])
+    assert opened.galaxy(first).name == 3 and opened.galaxy(str(first)).name == 3
+    similar = opened.similar(first, k=4)
+    assert len(similar) == 4 and 3 not in similar.index
+    np.testing.assert_array_equal(similar.index, np.asarray(opened.neighbors[3, :4]))
+    table = opened.to_table(similar)
+    assert str(table["ra"].unit) == "deg" and np.isnan(np.asarray(table["ra"], float)).all()
+
+
+def test_the_explorer_renders_finds_by_id_and_shows_no_sky_line(atlas: Path) -> None:
+    import panel as pn
+    from bokeh.document import Document
+
+    sys.path.insert(0, str(APP))
+    from explorer import Explorer
+    from store import load
+
+    data = load(atlas)
+    assert not data.has_positions and "ra" not in data.colourings
+    explorer = Explorer(data)
+    explorer.layout().get_root(Document())  # the whole page, as served
+    find_box = next(w for w in explorer.controls().select(pn.widgets.TextInput))
+    assert find_box.placeholder == "object_id"
+    assert "this atlas has no sky positions" in explorer._gallery[0].object
+
+    cat = data.catalog
+    explorer.streams["tap"].event(x=float(cat["umap_x"].iloc[9]), y=float(cat["umap_y"].iloc[9]))
+    d2 = (cat["umap_x"] - cat["umap_x"].iloc[9]) ** 2 + (cat["umap_y"] - cat["umap_y"].iloc[9]) ** 2
+    assert explorer.query == int(np.argmin(d2.to_numpy()))
+    header = explorer._gallery[0][1][0].object  # the clicked galaxy's id line
+    assert header == f"<b>{cat['object_id'].iloc[explorer.query]}</b>"  # no RA/Dec line, no sky-viewer links
+    record = explorer._gallery[0][1][1].object
+    assert "<td>ra</td>" not in record and "<td>kind</td>" in record
+
+    explorer.search(str(cat["object_id"].iloc[20]))
+    assert explorer.query == 20 and not explorer.message.visible
+    explorer.search("150.1 +2.2")
+    assert explorer.query == 20  # unchanged
+    assert explorer.message.visible and explorer.message.alert_type == "danger"
+    assert "no galaxy with object_id '150.1 +2.2', and the atlas has no sky positions" in explorer.message.object

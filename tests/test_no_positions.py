@@ -281,3 +281,22 @@ def test_the_explorer_renders_finds_by_id_and_shows_no_sky_line(atlas: Path) -> 
     assert explorer.query == 20  # unchanged
     assert explorer.message.visible and explorer.message.alert_type == "danger"
     assert "no galaxy with object_id '150.1 +2.2', and the atlas has no sky positions" in explorer.message.object
+
+
+# -- the real case -----------------------------------------------------------------------------------
+
+def test_the_gz1_dev_preset_reads_the_real_catalog_without_positions(shared_data: Path) -> None:
+    from galexplore.survey import open_survey
+
+    if not (shared_data / "gz1_dev" / "catalog.csv").exists():
+        pytest.skip(f"gz1_dev not found in {shared_data}")
+    config = load_config(ROOT / "pipelines" / "gz1_dev.toml")
+    assert config.survey.positions == "none"
+    with open_survey(config) as survey:
+        catalog = survey.catalog
+        assert len(catalog) == 2999 and catalog[["ra", "dec"]].isna().all().all()
+        assert catalog["object_id"].is_unique and catalog["object_id"].dtype == np.int64
+        assert catalog["gz1_type"].value_counts().to_dict() == {"elliptical": 2091, "edge-on": 449, "spiral": 382,
+                                                                "merger": 52, "unknown": 25}
+        cutout = survey[0]
+        assert cutout.shape == (3, 64, 64) and 0.0 <= cutout.min() < cutout.max() <= 1.0

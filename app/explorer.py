@@ -325,17 +325,16 @@ class Explorer(param.Parameterized):
 
     def _gallery_items(self) -> list:
         if self.query < 0:
-            return [pn.pane.Markdown("Click a galaxy on the map, or find one by `object_id` or RA/Dec.")]
+            return [pn.pane.Markdown(f"Click a galaxy on the map, or find one by {self._findable()}.")]
         catalog, row = self.data.catalog, self.query
         record = catalog.iloc[row]
         cutouts = self.data.cutouts
         image = cutouts.rgb_png(row, size=160) if cutouts.available else None
-        links = " · ".join(f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{html.escape(name)}</a>'
-                           for name, url in sky_links(record["ra"], record["dec"]).items())
         header = pn.Row(
             pn.pane.PNG(image, width=160, height=160) if image else pn.pane.Markdown(f"*no cutout: {html.escape(str(cutouts.reason))}*", width=160),
-            pn.Column(pn.pane.HTML(f"<b>{_cell(record['object_id'])}</b><br>RA {record['ra']:.5f}, Dec {record['dec']:+.5f}<br>{links}"),
-                      pn.pane.HTML(_record_table(record), max_height=240, styles={"overflow-y": "auto"}),
+            pn.Column(pn.pane.HTML(f"<b>{_cell(record['object_id'])}</b>{self._sky_lines(record)}"),
+                      pn.pane.HTML(_record_table(record if self.data.has_positions else record.drop(["ra", "dec"])),
+                                   max_height=240, styles={"overflow-y": "auto"}),
                       sizing_mode="stretch_width"),
         )
         items: list = [header]
@@ -355,14 +354,27 @@ class Explorer(param.Parameterized):
         items.append(pn.GridBox(*tiles, ncols=GALLERY_COLUMNS))
         return items
 
+    def _findable(self) -> str:
+        """What the search box takes: an object_id, and RA/Dec where the atlas has positions."""
+        return "`object_id` or RA/Dec" if self.data.has_positions else "`object_id` (this atlas has no sky positions)"
+
+    def _sky_lines(self, record: pd.Series) -> str:
+        """The clicked galaxy's RA/Dec and its sky-viewer links (HTML), or nothing in an atlas
+        without sky positions."""
+        if not self.data.has_positions:
+            return ""
+        links = " · ".join(f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{html.escape(name)}</a>'
+                           for name, url in sky_links(record["ra"], record["dec"]).items())
+        return f"<br>RA {record['ra']:.5f}, Dec {record['dec']:+.5f}<br>{links}"
+
     def _say(self, text: str, kind: str) -> None:
         self.message.object, self.message.alert_type, self.message.visible = text, kind, True
 
     # -- the page ----------------------------------------------------------------------------------
 
     def controls(self) -> pn.Column:
-        find_box = pn.widgets.TextInput(placeholder="object_id, or RA Dec (150.1 2.2 / 10:00:24 +02:12:00)",
-                                        sizing_mode="stretch_width")
+        placeholder = "object_id, or RA Dec (150.1 2.2 / 10:00:24 +02:12:00)" if self.data.has_positions else "object_id"
+        find_box = pn.widgets.TextInput(placeholder=placeholder, sizing_mode="stretch_width")
         find_box.param.watch(lambda event: self.search(event.new), "value")
         clear = pn.widgets.Button(label="Clear selection")
         clear.on_click(self.clear)

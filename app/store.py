@@ -113,6 +113,12 @@ class AtlasData:
     def n(self) -> int:
         return len(self.catalog)
 
+    @property
+    def has_positions(self) -> bool:
+        """Whether the galaxies have sky positions (none has in an atlas built with
+        survey.positions = "none": its ra and dec are NaN)."""
+        return self.index.has_sky
+
     def trust_note(self) -> str | None:
         """Why trust is undefined (no labelled galaxies, as the build recorded), or None when
         some galaxy has a trust value."""

@@ -110,7 +110,8 @@ class Atlas(atlas_files.Atlas):
         return found.astype(np.int64)
 
     def nearest(self, ra: Any, dec: Any = None) -> pd.Series:
-        """The galaxy nearest a sky position, with its ``separation_arcsec`` from it.
+        """The galaxy nearest a sky position, with its ``separation_arcsec`` from it (an
+        `AtlasError` where the atlas has no sky positions).
 
         The position: RA and Dec in degrees (numbers or astropy angles), one text such as
         ``"150.1 +2.2"`` or ``"10h00m24s +02d12m00s"`` (see `galexplore.explore.parse_position`),
@@ -121,23 +122,26 @@ class Atlas(atlas_files.Atlas):
         >>> hit.name, hit["separation_arcsec"] < 1e-6
         (7, True)
         """
+        index = self._sky_index()
         lon, lat = sky_position(ra, dec)
-        row, separation = self._index.nearest_sky(lon, lat)
+        row, separation = index.nearest_sky(lon, lat)
         found = self.catalog.iloc[row].copy()
         found["separation_arcsec"] = separation
         return found
 
     def find(self, ra: Any, dec: Any = None, *, radius: Any) -> pd.DataFrame:
         """The galaxies within `radius` (arcsec, or an astropy angle) of a sky position (as in
-        `nearest`), nearest first, with their ``separation_arcsec``.
+        `nearest`), nearest first, with their ``separation_arcsec`` (an `AtlasError` where the
+        atlas has no sky positions).
 
         >>> g = atlas.galaxy(atlas.catalog["object_id"].iloc[7])
         >>> cone = atlas.find(f"{g['ra']} {g['dec']}", radius=1.0)
         >>> int(cone.index[0]), list(cone.columns[:2])
         (7, ['object_id', 'separation_arcsec'])
         """
+        index = self._sky_index()
         lon, lat = sky_position(ra, dec)
-        rows, separations = self._index.within_sky(lon, lat, _angle(radius, "arcsec", "radius"))
+        rows, separations = index.within_sky(lon, lat, _angle(radius, "arcsec", "radius"))
         return self._frame(rows, "separation_arcsec", separations)
 
     # -- similar galaxies --------------------------------------------------------------------
@@ -300,6 +304,13 @@ class Atlas(atlas_files.Atlas):
         x = catalog["umap_x"].to_numpy() if "umap_x" in catalog else nothing
         y = catalog["umap_y"].to_numpy() if "umap_y" in catalog else nothing
         return MapIndex(x, y, catalog["ra"].to_numpy(), catalog["dec"].to_numpy())
+
+    def _sky_index(self) -> MapIndex:
+        """The index, for a lookup by sky position; `AtlasError` where no galaxy has one (an
+        atlas built with survey.positions = "none")."""
+        if not self._index.has_sky:
+            raise AtlasError(f"atlas {self.path} has {explore.NO_SKY_POSITIONS}")
+        return self._index
 
     @functools.cached_property
     def _space_name(self) -> str:

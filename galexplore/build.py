@@ -548,7 +548,7 @@ def _given_catalog(path: Path, config: Config) -> pd.DataFrame:
 
     table = table_to_frame(read_catalog_file(path), config.survey.bands)
     table = catalog_positions(table, config.survey, str(path))
-    return check_catalog(table, len(table), str(path))
+    return check_catalog(table, len(table), str(path), config.survey.positions)
 
 
 def _open_embeddings(path: Path) -> np.ndarray:

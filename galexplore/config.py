@@ -89,6 +89,9 @@ class SurveyConfig:
     ra_column: str = "ra"
     dec_column: str = "dec"
     name_column: str = ""  # IAU names (J000411.19+020924.0) used when ra/dec are absent
+    # "none": the catalog has no sky positions (no RA/Dec, no IAU names), as a Galaxy Zoo subset
+    # may not; ra and dec are then NaN for every object. Explicit, so a lost column is never silent
+    positions: Literal["catalog", "none"] = "catalog"
     file_column: str = "file"  # per-object file names (fits folder and images sources)
     rename: dict[str, str] = field(default_factory=dict)  # source column -> galexplore name
     nonfinite: Literal["reject", "mask"] = "reject"  # NaN/inf pixels: error, or set to 0
@@ -359,6 +362,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             f"{source}: survey.center_crop / survey.resize resample 8-bit image folders on read; "
             f"survey.source = {cfg.survey.source!r} holds fluxes, which are read as stored"
         )
+    _check_positions(cfg.survey, source)
     if "redden" in cfg.augment.order and cfg.survey.source == "images":
         # E(B-V) dims fluxes by 10^(-0.4 R_b E); an 8-bit composite's values went through a
         # non-linear stretch and clipping, so the same factor would not be the same dust
@@ -405,6 +409,22 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
                 f"(it reads the neighbour graph), found neighbors.k = {cfg.neighbors.k}"
             )
     return cfg
+
+
+def _check_positions(survey: SurveyConfig, source: str) -> None:
+    """survey.positions = "none" rules out every key that says where the positions are."""
+    if survey.positions != "none":
+        return
+    if survey.source == "simulated":
+        raise ConfigError(f'{source}: survey.positions = "none", but a simulated survey always has sky positions; '
+                          f'remove survey.positions')
+    defaults = SurveyConfig()
+    for key in ("ra_column", "dec_column", "name_column"):
+        if getattr(survey, key) != getattr(defaults, key):
+            raise ConfigError(
+                f'{source}: survey.positions = "none" says the catalog has no sky positions, but '
+                f"survey.{key} = {getattr(survey, key)!r} names where they are; remove one of the two"
+            )
 
 
 def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:

@@ -29,6 +29,9 @@ from galexplore.errors import GalexploreError
 
 ARCSEC_PER_RADIAN = 180.0 / math.pi * 3600.0
 COMBINE_MODES = ("replace", "add", "subtract")
+#: why a search by position cannot be answered ("the atlas has ..."): its survey had no positions
+NO_SKY_POSITIONS = ('no sky positions (its ra and dec are NaN: its survey was read with survey.positions = '
+                    '"none"); find a galaxy by object_id, or on the map')
 POSITION_FORMS = ("decimal degrees '150.1 2.2' or '150.1, +2.2', or sexagesimal hours and degrees "
                   "'10h00m24s +02d12m00s' or '10:00:24.0 +02:12:00'")
 
@@ -39,7 +42,8 @@ class MapIndex:
     """Spatial lookups on the 2-D map and on the sky for N galaxies, built once per process per
     atlas (about a second for 10^6) and shared read-only by all sessions.
 
-    Rows whose coordinates are not finite are never returned. Every method returns atlas rows.
+    Rows whose coordinates are not finite are never returned. Every method returns atlas rows;
+    a sky lookup where no galaxy has sky coordinates (`has_sky` False) raises `NO_SKY_POSITIONS`.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, ra: np.ndarray, dec: np.ndarray) -> None:
@@ -83,6 +87,11 @@ class MapIndex:
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def has_sky(self) -> bool:
+        """Whether any galaxy has sky coordinates (none has in an atlas built without positions)."""
+        return bool(self._sky_rows.size)
 
     def nearest(self, x: float, y: float) -> tuple[int, float]:
         """The row nearest map point (x, y) and its distance in map units."""
@@ -131,14 +140,18 @@ class MapIndex:
 
     def nearest_sky(self, ra: float, dec: float) -> tuple[int, float]:
         """The row nearest sky position (ra, dec) in degrees, and its separation in arcsec."""
-        tree = self._tree("sky")
-        if tree is None:
-            raise GalexploreError("no galaxy has sky coordinates")
+        tree = self._sky_tree()
         if not (math.isfinite(ra) and math.isfinite(dec)):
             raise GalexploreError(f"sky position ({ra}, {dec}) is not finite")
         _, k = tree.query(unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0])
         row = int(self._sky_rows[k])
         return row, angular_separation(ra, dec, self._ra[row], self._dec[row]) * ARCSEC_PER_RADIAN
+
+    def _sky_tree(self) -> cKDTree:
+        tree = self._tree("sky")
+        if tree is None:
+            raise GalexploreError(f"the atlas has {NO_SKY_POSITIONS}")
+        return tree
 
     def within_sky(self, ra: float, dec: float, radius_arcsec: float) -> tuple[np.ndarray, np.ndarray]:
         """The rows within `radius_arcsec` of sky position (ra, dec) in degrees, nearest first:
@@ -147,9 +160,7 @@ class MapIndex:
             raise GalexploreError(f"sky position ({ra}, {dec}) is not finite")
         if not (math.isfinite(radius_arcsec) and radius_arcsec >= 0):
             raise GalexploreError(f"radius {radius_arcsec} arcsec: expected a finite radius >= 0")
-        tree = self._tree("sky")
-        if tree is None:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
+        tree = self._sky_tree()
         angle = min(radius_arcsec / ARCSEC_PER_RADIAN, math.pi)
         centre = unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0]
         # a chord a hair longer than the angle's, so rounding keeps a galaxy right on the edge
@@ -249,7 +260,8 @@ def _parse_position(text: str) -> tuple[float, float]:
 
 def find(catalog: pd.DataFrame, index: MapIndex, text: str) -> dict[str, Any]:
     """The galaxy a search box means: an exact ``object_id`` (compared in the id column's own
-    type), or else the galaxy nearest a position (see `parse_position`).
+    type), or else the galaxy nearest a position (see `parse_position`), where the atlas has
+    sky positions.
 
     Returns {"row": int, "separation_arcsec": float | None, "how": "object_id" | "position"};
     the separation (from the position typed) says how far the nearest galaxy is.
@@ -260,6 +272,8 @@ def find(catalog: pd.DataFrame, index: MapIndex, text: str) -> dict[str, Any]:
     row = _row_of_id(catalog["object_id"], text)
     if row is not None:
         return {"row": row, "separation_arcsec": None, "how": "object_id"}
+    if not index.has_sky:
+        raise GalexploreError(f"no galaxy with object_id {text!r}, and the atlas has {NO_SKY_POSITIONS}")
     try:
         ra, dec = _parse_position(text)
     except _NotAPosition as exc:

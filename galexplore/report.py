@@ -349,7 +349,8 @@ def anomalies_section(atlas: Atlas, folder: Path) -> Section:
         raise SectionSkipped("the catalog has no anomaly_score (the scores stage has not run)")
     score = _numeric(catalog, "anomaly_score")
     rows = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")[:GALLERY_N]
-    columns = [c for c in ("object_id", "ra", "dec", "anomaly_score", "z_phot", "z_spec", "type", "is_anomaly",
+    sky = ("ra", "dec") if np.isfinite(_numeric(catalog, "ra")).any() else ()  # none: survey.positions = "none"
+    columns = [c for c in ("object_id", *sky, "anomaly_score", "z_phot", "z_spec", "type", "is_anomaly",
                            "anomaly_type") if c in catalog.columns]
     top = catalog.iloc[rows][columns].reset_index(drop=True)
     top.insert(0, "rank", np.arange(1, len(rows) + 1))

@@ -51,6 +51,9 @@ RUN: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "galexplore inspect composites": (("objects      3", "bands red,green,blue", "J094512.33+135017.5"), ()),
     "galexplore inspect composites --config my_images.toml --json": (
         ('"bands": ["z", "r", "g"]', '"p_features": {"labels": "morphology votes", "count": 3}'), ()),
+    "galexplore inspect no_positions --config my_no_positions.toml": (
+        ("objects      3", "bands i,r,g", "ra                   float64  all missing, 3 missing",
+         "gz1_type             string, 3 distinct"), ()),
 }
 
 #: commands checked in an equivalent small form by the named test of this module

@@ -5,7 +5,8 @@ Every source (HDF5, FITS, an image folder, arrays in memory) is read through the
 - ``len(survey)`` objects, each a float32 cutout of shape ``survey.shape == (C, H, W)``;
 - ``survey[i]`` one cutout, ``survey.read(indices)`` a batch (B, C, H, W), read on demand;
 - ``survey.catalog``: a pandas DataFrame, one row per object, with ``object_id``, ``ra`` and
-  ``dec`` (degrees) and every other column the source holds, renamed as the config says.
+  ``dec`` (degrees; NaN in every row of a survey read with ``survey.positions = "none"``) and
+  every other column the source holds, renamed as the config says.
 
 Images are never all loaded into memory; the catalog is (it is small next to the pixels).
 Non-finite pixels are rejected or replaced by zero, as the config's ``nonfinite`` says.
@@ -22,6 +23,8 @@ import pandas as pd
 from galexplore.errors import SurveyError
 
 REQUIRED_COLUMNS = ("object_id", "ra", "dec")
+#: the way out offered wherever a catalog turns out to have no sky positions
+NO_POSITIONS_HINT = 'for a catalog without sky positions, set survey.positions = "none" (ra and dec are then NaN)'
 #: no cutout is larger than this on a side (as config's survey.image_size) or has more bands: a
 #: bigger header is corrupt or not a cutout survey, refused before any pixel is read or allocated
 MAX_CUTOUT_SIDE = 4096
@@ -119,9 +122,10 @@ def check_cutout_shape(shape: tuple[int, int, int], source: str) -> None:
         )
 
 
-def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataFrame:
+def check_catalog(catalog: pd.DataFrame, n_images: int, source: str, positions: str = "catalog") -> pd.DataFrame:
     """Validate a catalog against its images: length, required columns, ids, coordinates.
 
+    `positions` is survey.positions: "catalog" (every row has RA/Dec) or "none" (no row has).
     Returns the catalog with a fresh RangeIndex. Raises `SurveyError` naming the file, the
     column, the row and what was expected versus found.
     """
@@ -132,9 +136,10 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
         )
     for col in REQUIRED_COLUMNS:
         if col not in catalog.columns:
+            hint = f"; {NO_POSITIONS_HINT}" if not {"ra", "dec"} & set(catalog.columns) else ""
             raise SurveyError(
                 f"{source}: catalog has no '{col}' column; found columns: "
-                f"{', '.join(map(str, catalog.columns)) or '(none)'}"
+                f"{', '.join(map(str, catalog.columns)) or '(none)'}{hint}"
             )
     catalog = catalog.reset_index(drop=True)
     dup = catalog["object_id"].duplicated(keep=False)
@@ -144,13 +149,29 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
             f"{source}: duplicate object_id {_plain(catalog['object_id'].iloc[rows[0]])!r} in rows "
             f"{rows[0]} and {rows[1]}; expected unique ids"
         )
-    return check_coordinates(catalog, source)
+    if positions == "catalog" and len(catalog) and catalog[["ra", "dec"]].isna().all().any():
+        col = "ra" if catalog["ra"].isna().all() else "dec"
+        raise SurveyError(f"{source}: column '{col}' is empty (no row has a value); {NO_POSITIONS_HINT}")
+    return check_coordinates(catalog, source, positions)
 
 
-def check_coordinates(catalog: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check that `catalog`'s ra and dec columns are finite degrees in range, and make them
-    float64 (in place; `catalog` is returned). Raises `SurveyError` naming the column and row."""
+def check_coordinates(catalog: pd.DataFrame, source: str, positions: str = "catalog") -> pd.DataFrame:
+    """Check that `catalog`'s ra and dec columns are finite degrees in range, or, with `positions`
+    "none" (survey.positions), NaN in every row; make them float64 (in place; `catalog` is
+    returned). Raises `SurveyError` naming the column and row."""
     for col, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        if positions == "none":
+            given = np.flatnonzero(catalog[col].notna().to_numpy())
+            if given.size:
+                row = int(given[0])
+                raise SurveyError(
+                    f"{source}: column '{col}' row {row} is {_plain(catalog[col].iloc[row])!r}, but "
+                    f'survey.positions = "none" says the catalog has no sky positions; remove '
+                    f"survey.positions to use them, or keep the column under another name "
+                    f'(survey.rename = {{ {col} = "{col}_catalog" }})'
+                )
+            catalog[col] = np.full(len(catalog), np.nan)
+            continue
         try:
             values = pd.to_numeric(catalog[col], errors="raise").to_numpy(dtype=np.float64)
         except (ValueError, TypeError):
@@ -194,9 +215,14 @@ def rename_columns(catalog: pd.DataFrame, rename: dict[str, str], source: str) -
 
 
 def standard_columns(
-    catalog: pd.DataFrame, id_column: str, ra_column: str, dec_column: str, source: str
+    catalog: pd.DataFrame, id_column: str, ra_column: str, dec_column: str, source: str,
+    positions: str = "catalog",
 ) -> pd.DataFrame:
-    """Map the source's id/RA/Dec column names to object_id/ra/dec; ids default to row numbers."""
+    """Map the source's id/RA/Dec column names to object_id/ra/dec; ids default to row numbers.
+
+    With `positions` "none" (survey.positions) the catalog has no sky positions: absent ra and
+    dec columns are added, NaN throughout (`check_coordinates` refuses any value in them).
+    """
     catalog = catalog.copy()
     if id_column in catalog.columns:
         if id_column != "object_id":
@@ -204,7 +230,10 @@ def standard_columns(
     elif "object_id" not in catalog.columns:
         catalog.insert(0, "object_id", np.arange(len(catalog), dtype=np.int64))
     for want, have in (("ra", ra_column), ("dec", dec_column)):
-        if have != want and have in catalog.columns:
+        if positions == "none":
+            if want not in catalog.columns:
+                catalog[want] = np.full(len(catalog), np.nan)
+        elif have != want and have in catalog.columns:
             if want in catalog.columns:
                 raise SurveyError(
                     f"{source}: catalog has both '{have}' (configured as {want}) and '{want}'; "

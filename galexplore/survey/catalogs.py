@@ -16,7 +16,7 @@ import pandas as pd
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
-from galexplore.survey.base import REQUIRED_COLUMNS, rename_columns, standard_columns
+from galexplore.survey.base import NO_POSITIONS_HINT, REQUIRED_COLUMNS, rename_columns, standard_columns
 from galexplore.survey.coords import parse_iau_names
 
 if TYPE_CHECKING:
@@ -157,10 +157,11 @@ def catalog_positions(catalog: pd.DataFrame, cfg: SurveyConfig, source: str) -> 
     """Rename columns as configured and make object_id/ra/dec, parsing IAU names when needed.
 
     RA/Dec come from the configured columns when both exist; otherwise from IAU names in
-    survey.name_column, or in an ``iauname``/``name`` column found by itself.
+    survey.name_column, or in an ``iauname``/``name`` column found by itself. With
+    survey.positions = "none" there are none: ra and dec are NaN (see `standard_columns`).
     """
     catalog = rename_columns(catalog, cfg.rename, source)
-    catalog = standard_columns(catalog, cfg.id_column, cfg.ra_column, cfg.dec_column, source)
+    catalog = standard_columns(catalog, cfg.id_column, cfg.ra_column, cfg.dec_column, source, cfg.positions)
     has = [c in catalog.columns for c in ("ra", "dec")]
     if all(has):
         return catalog
@@ -185,7 +186,7 @@ def catalog_positions(catalog: pd.DataFrame, cfg: SurveyConfig, source: str) -> 
                 f"{source}: catalog has no RA/Dec: expected columns '{cfg.ra_column}' and "
                 f"'{cfg.dec_column}' (survey.ra_column, survey.dec_column) or IAU names in "
                 f"survey.name_column (or an 'iauname'/'name' column); found columns: "
-                f"{', '.join(map(str, catalog.columns))}"
+                f"{', '.join(map(str, catalog.columns))}; {NO_POSITIONS_HINT}"
             )
         name_column = found[0]
     ra, dec = parse_iau_names(catalog[name_column], source=f"{source}: column '{name_column}'")

@@ -123,14 +123,14 @@ class FitsSurvey(Survey):
             table = _first_table(hdul)
         elif self.layout == "single":
             where = self.source
-            table = _single_catalog(self.path, header, self.source)
+            table = _single_catalog(self.path, header, self.source, cfg.positions)
         else:
             raise SurveyError(
                 f"{self.source}: a stacked cube of {n} cutouts with no catalog; expected a table HDU "
                 f"in the file or a FITS/CSV catalog (survey.catalog)"
             )
         catalog = catalog_positions(table_to_frame(table, self.bands), cfg, where)
-        self.catalog = check_catalog(catalog, n, where)
+        self.catalog = check_catalog(catalog, n, where, cfg.positions)
 
     def _open_folder(self, cfg: SurveyConfig, catalog_path: Path | None) -> None:
         if catalog_path is None:
@@ -166,7 +166,7 @@ class FitsSurvey(Survey):
         self.bands = _bands(header, cfg, self.shape[0], str(first))
         self.pixel_scale = _wcs_pixel_scale(header) or cfg.pixel_scale
         catalog = catalog_positions(table_to_frame(table, self.bands), cfg, where)
-        self.catalog = check_catalog(catalog, len(self._files), where)
+        self.catalog = check_catalog(catalog, len(self._files), where, cfg.positions)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -328,12 +328,15 @@ def _header_position(header: fits.Header, source: str) -> tuple[float, float] | 
     return None
 
 
-def _single_catalog(path: Path, header: fits.Header, source: str) -> pd.DataFrame:
-    """The one-row catalog of a single cube: its position from the header, WCS or file name.
+def _single_catalog(path: Path, header: fits.Header, source: str, positions: str = "catalog") -> pd.DataFrame:
+    """The one-row catalog of a single cube: its position from the header, WCS or file name
+    (none with `positions` "none", survey.positions).
 
     The WCS position is that of the cutout's centre, not CRVAL1/2: a cutout's reference pixel
     is often far outside it (the HSC scenes' is 0.17 degrees away).
     """
+    if positions == "none":
+        return pd.DataFrame({"object_id": [0], "file": [path.name]})
     position = _header_position(header, source)
     if position is None:
         wcs = _celestial_wcs(header)

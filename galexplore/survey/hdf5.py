@@ -81,8 +81,8 @@ class HDF5Survey(Survey):
             raise SurveyError(f"{self.source}: cutouts are {h}x{w} pixels; expected square cutouts")
         catalog = _read_catalog(f, n, self.images_key, self.bands, self.source)
         catalog = rename_columns(catalog, cfg.rename, self.source)
-        catalog = standard_columns(catalog, cfg.id_column, cfg.ra_column, cfg.dec_column, self.source)
-        self.catalog = check_catalog(catalog, n, self.source)
+        catalog = standard_columns(catalog, cfg.id_column, cfg.ra_column, cfg.dec_column, self.source, cfg.positions)
+        self.catalog = check_catalog(catalog, n, self.source, cfg.positions)
         self.simulated = bool(f.attrs.get(SIMULATED_MARK, False))
 
     def _read(self, indices: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ The layout of Galaxy Zoo and Zoobot sets (e.g. the DECaLS ring set in ``../share
 
     folder/catalog.csv      one row per object: a `file` column (survey.file_column) naming the
                             image relative to the folder, RA/Dec columns or IAU names
-                            (J000411.19+020924.0), and any labels
+                            (J000411.19+020924.0) (or neither, with survey.positions = "none"),
+                            and any labels
     folder/images/*.png     8-bit composites, already stretched (not fluxes), all the same size
 
 Cutouts are float32 (C, H, W) scaled to [0, 1], in steps of ``quantum = 1/255`` (the noise
@@ -57,7 +58,7 @@ class ImageFolderSurvey(Survey):
         self._files = file_names(table, cfg.file_column, csv)
         if not len(table):
             raise SurveyError(f"{csv}: the catalog has no rows; expected one row per image")
-        self.catalog = check_catalog(catalog_positions(table, cfg, csv), len(table), csv)
+        self.catalog = check_catalog(catalog_positions(table, cfg, csv), len(table), csv, cfg.positions)
         self.nonfinite = cfg.nonfinite  # 8-bit pixels are always finite
         self.nonfinite_masked = 0
         self.quantum = 1.0 / 255.0  # 8-bit pixels scaled to [0, 1]

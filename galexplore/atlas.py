@@ -31,6 +31,8 @@ import json
 import math
 import os
 import subprocess
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ import pyarrow.parquet as pq
 
 import galexplore
 from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials
+from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials, special_file
 
 SCHEMA = "galexplore-atlas/1"
 MANIFEST = "manifest.json"
@@ -374,7 +376,10 @@ class Atlas:
         unknown = [c for c in columns or () if c not in self.columns]
         if unknown:
             raise AtlasError(f"atlas {self.path}: {CATALOG} has no column {unknown[0]!r}")
-        return pd.read_parquet(self.path / CATALOG, columns=columns, engine="pyarrow")
+        try:
+            return pd.read_parquet(self.path / CATALOG, columns=columns, engine="pyarrow")
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # damaged pages, a forged schema
+            raise AtlasError(f"atlas {self.path}: {CATALOG} cannot be read ({exc})") from None
 
     def iter_catalog(self, columns: Iterable[str] | None = None, batch_rows: int = 1 << 20) -> Iterator[pd.DataFrame]:
         """The catalog in batches of at most `batch_rows` rows, for passes over very large atlases."""
@@ -403,13 +408,19 @@ class Atlas:
     def npz(self, name: str) -> dict[str, np.ndarray]:
         """The arrays of the ``.npz`` file `name`."""
         self._entry(name)
-        with np.load(self.path / name, allow_pickle=False) as arrays:
-            return {key: arrays[key] for key in arrays.files}
+        try:
+            with np.load(self.path / name, allow_pickle=False) as arrays:
+                return {key: arrays[key] for key in arrays.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise AtlasError(f"atlas {self.path}: {name} is not a readable data-only .npz file ({exc})") from None
 
     def json(self, name: str) -> Any:
         """The contents of the ``.json`` file `name`."""
         self._entry(name)
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
+        try:
+            return _parse_json((self.path / name).read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError, not UTF-8, nested too deeply
+            raise AtlasError(f"atlas {self.path}: {name} is not valid JSON ({exc})") from None
 
     def _optional(self, name: str) -> np.ndarray | None:
         return self.array(name) if self.has(name) else None
@@ -444,8 +455,9 @@ def open_atlas(path: str | Path, require: Iterable[str] = (CATALOG, EMBEDDINGS, 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
+    _check_regular(folder, MANIFEST)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = _parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AtlasError(f"atlas {folder}: no {MANIFEST}; not an atlas, or no stage has finished yet") from None
     except OSError as exc:
@@ -461,19 +473,47 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     for key, kind in (("name", str), ("files", dict), ("stages", dict), ("provenance", dict), ("summary", dict)):
         if not isinstance(manifest.get(key), kind):
             raise AtlasError(f"atlas {folder}: {MANIFEST}: {key!r} is missing or not a {kind.__name__}")
-    if manifest.get("n_objects") is not None and not isinstance(manifest["n_objects"], int):
+    if manifest.get("n_objects") is not None and not _count(manifest["n_objects"]):
         raise AtlasError(f"atlas {folder}: {MANIFEST}: 'n_objects' is not an integer")
     for name, entry in manifest["files"].items():
-        if not (_valid_name(name) and isinstance(entry, dict) and isinstance(entry.get("bytes"), int)
+        if not (_valid_name(name) and isinstance(entry, dict) and _count(entry.get("bytes"))
                 and isinstance(entry.get("fingerprint"), str)
-                and (entry.get("shape") is None or isinstance(entry["shape"], list))):
+                and (entry.get("shape") is None or isinstance(entry["shape"], list)
+                     and all(_count(d) for d in entry["shape"]))
+                and (entry.get("shape") or not entry.get("per_object"))):
             raise AtlasError(f"atlas {folder}: {MANIFEST}: the entry for {name!r} is malformed")
     return manifest
+
+
+def _parse_json(text: str) -> Any:
+    """JSON data; a ValueError (as for bad JSON) for nesting too deep for the parser.
+
+    >>> _parse_json("[" * 100_000 + "]" * 100_000)
+    Traceback (most recent call last):
+    ValueError: arrays or objects nested too deeply to read
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply to read") from None
+
+
+def _count(value: Any) -> bool:
+    """Whether a manifest value is a count: an int >= 0 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_regular(folder: Path, name: str) -> None:
+    # a FIFO would make the reader wait for a writer forever; a device could be endless
+    what = special_file(folder / name)
+    if what is not None:
+        raise AtlasError(f"atlas {folder}: {name} is {what}, not a regular file")
 
 
 def _check_file(folder: Path, name: str, entry: dict[str, Any]) -> None:
     """Raise AtlasError unless file `name` is the one its manifest entry describes."""
     path = folder / name
+    _check_regular(folder, name)
     try:
         size = path.stat().st_size
     except FileNotFoundError:

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import subprocess
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -43,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import galexplore
-from galexplore.errors import GalexploreError
+from galexplore.errors import GalexploreError, reason
 from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials, special_file
 
 SCHEMA = "galexplore-atlas/1"
@@ -215,7 +216,7 @@ class AtlasWriter:
                 try:
                     table.to_parquet(f, engine="pyarrow", index=False)
                 except pa.ArrowException as exc:  # e.g. a column of mixed Python objects
-                    raise AtlasError(f"atlas {self.path}: {CATALOG}: cannot store the catalog ({exc})") from None
+                    raise AtlasError(f"atlas {self.path}: {CATALOG}: cannot store the catalog ({reason(exc)})") from None
                 _sync(f)
             entry = _entry(tmp, (len(table), len(table.columns)), "parquet", True)
             entry["columns"] = list(table.columns)
@@ -379,7 +380,7 @@ class Atlas:
         try:
             return pd.read_parquet(self.path / CATALOG, columns=columns, engine="pyarrow")
         except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # damaged pages, a forged schema
-            raise AtlasError(f"atlas {self.path}: {CATALOG} cannot be read ({exc})") from None
+            raise AtlasError(f"atlas {self.path}: {CATALOG} cannot be read ({reason(exc)})") from None
 
     def iter_catalog(self, columns: Iterable[str] | None = None, batch_rows: int = 1 << 20) -> Iterator[pd.DataFrame]:
         """The catalog in batches of at most `batch_rows` rows, for passes over very large atlases."""
@@ -411,8 +412,8 @@ class Atlas:
         try:
             with np.load(self.path / name, allow_pickle=False) as arrays:
                 return {key: arrays[key] for key in arrays.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            raise AtlasError(f"atlas {self.path}: {name} is not a readable data-only .npz file ({exc})") from None
+        except (*NPY_READ_ERRORS, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise AtlasError(f"atlas {self.path}: {name} is not a readable data-only .npz file ({reason(exc)})") from None
 
     def json(self, name: str) -> Any:
         """The contents of the ``.json`` file `name`."""
@@ -420,7 +421,7 @@ class Atlas:
         try:
             return _parse_json((self.path / name).read_text(encoding="utf-8"))
         except ValueError as exc:  # JSONDecodeError, not UTF-8, nested too deeply
-            raise AtlasError(f"atlas {self.path}: {name} is not valid JSON ({exc})") from None
+            raise AtlasError(f"atlas {self.path}: {name} is not valid JSON ({reason(exc)})") from None
 
     def _optional(self, name: str) -> np.ndarray | None:
         return self.array(name) if self.has(name) else None
@@ -463,7 +464,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     except OSError as exc:
         raise AtlasError(f"atlas {folder}: {MANIFEST}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
-        raise AtlasError(f"atlas {folder}: {MANIFEST} is not valid JSON ({exc})") from None
+        raise AtlasError(f"atlas {folder}: {MANIFEST} is not valid JSON ({reason(exc)})") from None
     schema = manifest.get("schema") if isinstance(manifest, dict) else None
     if schema != SCHEMA:
         ours = isinstance(schema, str) and schema.startswith(SCHEMA.split("/")[0] + "/")
@@ -533,7 +534,7 @@ def _check_file(folder: Path, name: str, entry: dict[str, Any]) -> None:
         try:
             parquet = pq.ParquetFile(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowIOError, ArrowInvalid
-            raise AtlasError(f"atlas {folder}: {name} is not a readable Parquet file ({exc})") from None
+            raise AtlasError(f"atlas {folder}: {name} is not a readable Parquet file ({reason(exc)})") from None
         names = parquet.schema_arrow.names
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
@@ -560,11 +561,15 @@ def _count_rows(folder: Path, files: dict[str, dict[str, Any]]) -> int | None:
     return None if first is None else first[1]
 
 
+#: what `np.load` raises on a damaged or foreign .npy file (a mangled header is tokenized as Python)
+NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError)
+
+
 def _load_npy(folder: Path, name: str) -> np.ndarray:
     try:
         return np.load(folder / name, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise AtlasError(f"atlas {folder}: {name} is not a readable data-only .npy file ({exc})") from None
+    except NPY_READ_ERRORS as exc:
+        raise AtlasError(f"atlas {folder}: {name} is not a readable data-only .npy file ({reason(exc)})") from None
 
 
 def _entry(path: Path, shape: Iterable[int] | None, dtype: str, per_object: bool) -> dict[str, Any]:

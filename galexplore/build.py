@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.atlas import MANIFEST, AtlasWriter, file_fingerprint
+from galexplore.atlas import MANIFEST, NPY_READ_ERRORS, AtlasWriter, file_fingerprint
 from galexplore.build_inputs import check_catalog_columns, check_galaxy_count, check_out_folder
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
-from galexplore.errors import GalexploreError
+from galexplore.errors import GalexploreError, reason
 from galexplore.io import atomic_path, check_regular_file
 from galexplore.probes import CROSS_FIT_FOLDS
 from galexplore.training.trainer import Distributed
@@ -557,11 +557,11 @@ def _open_embeddings(path: Path) -> np.ndarray:
     check_regular_file(path, "a .npy array of N objects x D dimensions")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except NPY_READ_ERRORS as exc:
         if "object" in str(exc).lower():  # numpy's refusal of an object array: unpickling could run code
             raise GalexploreError(f"{path}: holds Python objects (a pickle), which galexplore never loads; "
                                   f"expected a float array of N objects x D dimensions") from None
-        raise GalexploreError(f"{path}: not a readable .npy array ({exc})") from None
+        raise GalexploreError(f"{path}: not a readable .npy array ({reason(exc)})") from None
     if not isinstance(array, np.ndarray):  # np.load opens an .npz archive too
         array.close()
         raise GalexploreError(f"{path}: an .npz archive of arrays; expected one .npy array of N objects x D dimensions")

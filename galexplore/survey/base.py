@@ -143,7 +143,7 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str) -> pd.DataF
     ids = catalog["object_id"]
     missing = ids.isna().to_numpy(dtype=bool)
     if ids.dtype == object:  # e.g. lists from a Parquet file: not an id, and not hashable
-        missing |= ~ids.map(lambda v: isinstance(v, (str, bytes, int, float, np.number))).to_numpy(dtype=bool)
+        missing = missing | ~ids.map(lambda v: isinstance(v, (str, bytes, int, float, np.number))).to_numpy(dtype=bool)
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise SurveyError(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from galexplore.config import SurveyConfig
-from galexplore.errors import SurveyError
+from galexplore.errors import SurveyError, reason
 from galexplore.io import check_regular_file
 from galexplore.survey.base import REQUIRED_COLUMNS, rename_columns, standard_columns
 from galexplore.survey.coords import parse_iau_names
@@ -63,7 +63,7 @@ def parse_csv_catalog(raw: bytes, source: str, text_columns: tuple[str, ...] = (
     except pd.errors.EmptyDataError:
         raise SurveyError(f"{source}: the catalog is empty; expected a header row and one row per object") from None
     except (pd.errors.ParserError, ValueError) as exc:  # ValueError: e.g. a number beyond any dtype
-        raise SurveyError(f"{source}: not a readable CSV catalog ({str(exc).strip()})") from None
+        raise SurveyError(f"{source}: not a readable CSV catalog ({reason(exc)})") from None
     return table
 
 
@@ -87,9 +87,9 @@ def read_fits_catalog(path: Path | BinaryIO, source: str | None = None) -> Table
     except FileNotFoundError:
         raise SurveyError(f"{source}: catalog file not found") from None
     except (OSError, ValueError) as exc:
-        raise SurveyError(f"{source}: not a readable FITS file ({exc})") from None
+        raise SurveyError(f"{source}: not a readable FITS file ({reason(exc)})") from None
     except TypeError as exc:  # numpy's, when a header declares more rows than the file holds
-        raise SurveyError(f"{source}: the table header declares more data than the file holds ({exc}); "
+        raise SurveyError(f"{source}: the table header declares more data than the file holds ({reason(exc)}); "
                           f"the file is truncated or corrupt") from None
     raise SurveyError(f"{source}: no table HDU; expected a FITS binary table with one row per object")
 
@@ -106,7 +106,7 @@ def read_parquet_catalog(path: Path | BinaryIO, source: str | None = None) -> pd
     except FileNotFoundError:
         raise SurveyError(f"{source}: catalog file not found") from None
     except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
-        raise SurveyError(f"{source}: not a readable Parquet file ({exc})") from None
+        raise SurveyError(f"{source}: not a readable Parquet file ({reason(exc)})") from None
     check_unique_columns(list(table.columns), source)
     return table
 

@@ -22,6 +22,7 @@ import panel as pn
 import param
 from holoviews.operation.datashader import dynspread, rasterize
 from store import AtlasData
+from urlstate import parse_view
 
 from galexplore.errors import GalexploreError
 from galexplore.explore import combine, find, similar, sky_links
@@ -96,13 +97,7 @@ class Explorer(param.Parameterized):
     # -- the map ---------------------------------------------------------------------------------
 
     def _ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        x0, x1, y0, y1 = self.data.bounds
-        try:
-            vx0, vx1, vy0, vy1 = (float(v) for v in self.view.split(","))
-            if vx1 > vx0 and vy1 > vy0:
-                return (vx0, vx1), (vy0, vy1)
-        except ValueError:
-            pass
+        x0, x1, y0, y1 = parse_view(self.view) or self.data.bounds  # a view that is not one: the whole map
         return (x0, x1), (y0, y1)
 
     @param.depends("colour", "equalize", "trust_overlay", watch=True)
@@ -190,9 +185,9 @@ class Explorer(param.Parameterized):
         return self.data.catalog.iloc[np.asarray(rows, dtype=np.int64)][["umap_x", "umap_y"]]
 
     def _marks_frame(self) -> pd.DataFrame:
-        if self.query < 0:
+        if not 0 <= self.query < self.data.n:
             return pd.DataFrame({"umap_x": [], "umap_y": [], "role": []})
-        rows, _ = similar(self.data.atlas.neighbors, self.data.atlas.similarities, self.query, self.k)
+        rows, _ = self._similar(self.query)
         frame = self.data.catalog.iloc[np.concatenate([rows, [self.query]])][["umap_x", "umap_y"]].copy()
         frame["role"] = ["similar"] * len(rows) + ["query"]
         return frame
@@ -222,7 +217,10 @@ class Explorer(param.Parameterized):
         self._selection_pipe.send(self._points_frame(self.selection))
         self._count.object = (f"**{n:,} selected** of {self.data.n:,} galaxies" if n
                               else "**no selection**: draw a lasso or a box on the map")
-        self._table.value = self.data.catalog.iloc[self.selection] if n else pd.DataFrame()
+        table = self.data.catalog.iloc[self.selection] if n else pd.DataFrame()
+        # Tabulator writes column titles into the page as HTML: a column's name is catalog text too
+        self._table.titles = {column: html.escape(str(column)) for column in table.columns}
+        self._table.value = table
         self._download.disabled = n == 0
         self._update_histogram()
 
@@ -305,19 +303,32 @@ class Explorer(param.Parameterized):
             return
         self.query = found["row"]
         if found["separation_arcsec"] is not None:
-            self._say(f"nearest galaxy to {html.escape(text)}: {found['separation_arcsec']:.2f} arcsec away", "info")
+            self._say(f"nearest galaxy to {text}: {found['separation_arcsec']:.2f} arcsec away", "info")
         else:
             self.message.visible = False
 
     def select_similar(self, *_: object) -> None:
         """The query and its similar galaxies become (or join) the selection."""
-        if self.query < 0:
+        if not 0 <= self.query < self.data.n:
             return
-        rows, _ = similar(self.data.atlas.neighbors, self.data.atlas.similarities, self.query, self.k)
+        rows, _ = self._similar(self.query)
         self.set_selection(combine(self.selection, np.append(rows, self.query), self.mode))
+
+    def _similar(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """`explore.similar` of `row`, or none, with the reason in the page, when the atlas's
+        neighbour index is damaged."""
+        try:
+            return similar(self.data.atlas.neighbors, self.data.atlas.similarities, row, self.k)
+        except GalexploreError as exc:
+            self._say(str(exc), "danger")
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
 
     @param.depends("query", "k", "bands", watch=True)
     def _update_gallery(self) -> None:
+        if not -1 <= self.query < self.data.n:  # set from outside (a URL, a script): never an error page
+            self._say(f"galaxy row {self.query} is not in this atlas (rows 0 to {self.data.n - 1:,})", "warning")
+            self.query = -1
+            return
         start = time.perf_counter()
         self._marks_pipe.send(self._marks_frame())
         self._gallery[:] = self._gallery_items()
@@ -341,7 +352,7 @@ class Explorer(param.Parameterized):
         if self.bands and cutouts.available:
             items.append(pn.Row(*[pn.Column(pn.pane.PNG(png, width=72, height=72), pn.pane.HTML(html.escape(band)))
                                   for band, png in (cutouts.band_pngs(row, size=72) or {}).items()]))
-        rows, sims = similar(self.data.atlas.neighbors, self.data.atlas.similarities, row, self.k)
+        rows, sims = self._similar(row)
         pictures = cutouts.rgb_pngs(rows, size=96) if cutouts.available else [None] * len(rows)
         tiles = []
         for other, sim, png in zip(rows, sims, pictures):
@@ -368,7 +379,14 @@ class Explorer(param.Parameterized):
         return f"<br>RA {record['ra']:.5f}, Dec {record['dec']:+.5f}<br>{links}"
 
     def _say(self, text: str, kind: str) -> None:
-        self.message.object, self.message.alert_type, self.message.visible = text, kind, True
+        """Show `text` (plain text, escaped here: it may quote a URL or a catalog) above the map."""
+        self.message.object, self.message.alert_type, self.message.visible = html.escape(text), kind, True
+
+    def note(self, lines: list[str]) -> None:
+        """Say what could not be used as given (URL values, catalog columns), one line each."""
+        if lines:
+            self.message.object = "<br>".join(html.escape(line) for line in lines)
+            self.message.alert_type, self.message.visible = "warning", True
 
     # -- the page ----------------------------------------------------------------------------------
 

@@ -2,25 +2,28 @@
 
 With no --atlas it opens data/atlas/demo. A missing or damaged atlas gives a page that says
 what is wrong and how to build one, never a traceback. The view (colouring, zoom, overlay,
-clicked galaxy, presentation mode) is kept in the URL, so each view can be bookmarked.
+clicked galaxy, presentation mode) is kept in the URL, so each view can be bookmarked; what the
+URL says is checked first (`urlstate.read_url`), and the page says what it could not use.
+
+Run by a bare `panel serve app/`, this listens on every network interface (Bokeh's default)
+unless `--address 127.0.0.1` is given; `galexplore serve` gives it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import panel as pn  # noqa: E402
+from hosts import guard_hosts  # noqa: E402
 from store import DEFAULT_ATLAS, load  # noqa: E402
+from urlstate import URL_KEYS, read_url  # noqa: E402
 
 from galexplore.errors import GalexploreError  # noqa: E402
-
-# URL query key -> Explorer parameter
-URL_KEYS = {"colour": "colour", "eq": "equalize", "trust": "trust_overlay", "below": "trust_threshold",
-            "galaxy": "query", "k": "k", "view": "view", "present": "present"}
 
 
 def atlas_path(argv: list[str]) -> Path:
@@ -44,28 +47,6 @@ def problem_page(path: Path, error: Exception) -> pn.viewable.Viewable:
     )
 
 
-def url_values(args: dict[str, list[bytes]], explorer_params: object) -> dict[str, object]:
-    """Explorer parameters from the page's query string; values that do not parse are ignored."""
-    values: dict[str, object] = {}
-    for key, name in URL_KEYS.items():
-        if key not in args:
-            continue
-        text = args[key][0].decode("utf-8", "replace")
-        parameter = explorer_params[name]
-        try:
-            if isinstance(parameter.default, bool):
-                values[name] = text.lower() in ("true", "1", "yes")
-            elif isinstance(parameter.default, int):
-                values[name] = int(text)
-            elif isinstance(parameter.default, float):
-                values[name] = float(text)
-            else:
-                values[name] = text
-        except ValueError:
-            continue
-    return values
-
-
 def page() -> pn.viewable.Viewable:
     from explorer import Explorer
 
@@ -74,17 +55,20 @@ def page() -> pn.viewable.Viewable:
         data = load(path)
     except GalexploreError as exc:
         return problem_page(path, exc)
-    values = url_values(pn.state.session_args or {}, Explorer.param)
-    if values.get("colour") not in data.colourings:
-        values.pop("colour", None)
-    if not -1 <= int(values.get("query", -1)) < data.n:
-        values.pop("query", None)
-    explorer = Explorer(data, **values)
-    if pn.state.location is not None:
-        pn.state.location.sync(explorer, {name: key for key, name in URL_KEYS.items()})
+    state = read_url(pn.state.session_args or {}, data.colourings, data.n)
+    explorer = Explorer(data, **state.values)
+    explorer.note([*data.notes, *state.notes])
+    location = pn.state.location
+    if location is not None:
+        # the URL's own values are synced back onto the explorer: leave only the checked ones,
+        # which `sync` then writes into the URL from the explorer
+        others = {key: value for key, value in location.query_params.items() if key not in URL_KEYS}
+        location.search = "?" + urllib.parse.urlencode(others) if others else ""
+        location.sync(explorer, {name: key for key, name in URL_KEYS.items()})
     return explorer.layout()
 
 
 if __name__.startswith("bokeh_app"):  # run by `panel serve`, not imported by setup.py or tests
+    guard_hosts()  # when served without app/setup.py: from the first page on
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
     page().servable(title="galexplore")

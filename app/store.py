@@ -47,6 +47,7 @@ class AtlasData:
     cutouts: CutoutSource
     colourings: dict[str, Colouring]
     bounds: tuple[float, float, float, float]  # x0, x1, y0, y1 of the map, padded
+    notes: list[str] = field(default_factory=list)  # what the page should say about the atlas (skipped columns)
     load_seconds: float = 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _points: dict[str | None, object] = field(default_factory=dict)
@@ -193,13 +194,17 @@ def _load(path: Path) -> AtlasData:
     pad_x, pad_y = 0.03 * (np.nanmax(x) - np.nanmin(x)), 0.03 * (np.nanmax(y) - np.nanmin(y))
     bounds = (float(np.nanmin(x) - pad_x), float(np.nanmax(x) + pad_x),
               float(np.nanmin(y) - pad_y), float(np.nanmax(y) + pad_y))
-    data = AtlasData(atlas, catalog, index, CutoutSource(atlas), colourings(catalog), bounds)
+    notes: list[str] = []
+    data = AtlasData(atlas, catalog, index, CutoutSource(atlas), colourings(catalog, notes), bounds, notes)
     data.load_seconds = time.perf_counter() - start
     return data
 
 
-def colourings(catalog: pd.DataFrame) -> dict[str, Colouring]:
-    """The map's colour choices: density, then the preferred columns present, then the rest."""
+def colourings(catalog: pd.DataFrame, notes: list[str] | None = None) -> dict[str, Colouring]:
+    """The map's colour choices: density, then the preferred columns present, then the rest.
+
+    A column whose values cannot colour a map (lists, arrays, mappings: they have no categories)
+    is skipped, with a line for the page appended to `notes`."""
     found: dict[str, Colouring] = {"density": Colouring(None, "density")}
     ordered = [c for c in PREFERRED if c in catalog] + sorted(c for c in catalog if c not in PREFERRED)
     for column in ordered:
@@ -212,7 +217,14 @@ def colourings(catalog: pd.DataFrame) -> dict[str, Colouring]:
             if np.isfinite(pd.to_numeric(values, errors="coerce")).any():
                 found[column] = Colouring(column, "continuous")
         else:
-            kinds = values.astype("category").cat.categories
+            try:
+                kinds = values.astype("category").cat.categories
+            except TypeError:  # unhashable values
+                example = type(values.dropna().iloc[0]).__name__ if values.notna().any() else "?"
+                if notes is not None:
+                    notes.append(f"column {column!r} holds {example} values, not numbers or text: it cannot colour "
+                                 f"the map and is shown as text only")
+                continue
             if 1 < len(kinds) <= MAX_CATEGORIES:
                 found[column] = Colouring(column, "categorical", tuple(str(k) for k in kinds))
     return found

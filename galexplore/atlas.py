@@ -33,6 +33,9 @@ import json
 import math
 import os
 import subprocess
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import galexplore
-from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials
+from galexplore.errors import GalexploreError, reason
+from galexplore.io import atomic_path, atomic_write_text, make_folder, remove_partials, special_file
 
 SCHEMA = "galexplore-atlas/1"
 MANIFEST = "manifest.json"
@@ -216,7 +219,7 @@ class AtlasWriter:
                 try:
                     table.to_parquet(f, engine="pyarrow", index=False)
                 except pa.ArrowException as exc:  # e.g. a column of mixed Python objects
-                    raise AtlasError(f"atlas {self.path}: {CATALOG}: cannot store the catalog ({exc})") from None
+                    raise AtlasError(f"atlas {self.path}: {CATALOG}: cannot store the catalog ({reason(exc)})") from None
                 _sync(f)
             entry = _entry(tmp, (len(table), len(table.columns)), "parquet", True)
             entry["columns"] = list(table.columns)
@@ -377,7 +380,10 @@ class Atlas:
         unknown = [c for c in columns or () if c not in self.columns]
         if unknown:
             raise AtlasError(f"atlas {self.path}: {CATALOG} has no column {unknown[0]!r}")
-        return pd.read_parquet(self.path / CATALOG, columns=columns, engine="pyarrow")
+        try:
+            return pd.read_parquet(self.path / CATALOG, columns=columns, engine="pyarrow")
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # damaged pages, a forged schema
+            raise AtlasError(f"atlas {self.path}: {CATALOG} cannot be read ({reason(exc)})") from None
 
     def iter_catalog(self, columns: Iterable[str] | None = None, batch_rows: int = 1 << 20) -> Iterator[pd.DataFrame]:
         """The catalog in batches of at most `batch_rows` rows, for passes over very large atlases."""
@@ -406,13 +412,19 @@ class Atlas:
     def npz(self, name: str) -> dict[str, np.ndarray]:
         """The arrays of the ``.npz`` file `name`."""
         self._entry(name)
-        with np.load(self.path / name, allow_pickle=False) as arrays:
-            return {key: arrays[key] for key in arrays.files}
+        try:
+            with np.load(self.path / name, allow_pickle=False) as arrays:
+                return {key: arrays[key] for key in arrays.files}
+        except (*NPY_READ_ERRORS, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise AtlasError(f"atlas {self.path}: {name} is not a readable data-only .npz file ({reason(exc)})") from None
 
     def json(self, name: str) -> Any:
         """The contents of the ``.json`` file `name`."""
         self._entry(name)
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
+        try:
+            return _parse_json((self.path / name).read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError, not UTF-8, nested too deeply
+            raise AtlasError(f"atlas {self.path}: {name} is not valid JSON ({reason(exc)})") from None
 
     def _optional(self, name: str) -> np.ndarray | None:
         return self.array(name) if self.has(name) else None
@@ -447,14 +459,15 @@ def open_atlas(path: str | Path, require: Iterable[str] = (CATALOG, EMBEDDINGS, 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
+    _check_regular(folder, MANIFEST)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = _parse_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AtlasError(f"atlas {folder}: no {MANIFEST}; not an atlas, or no stage has finished yet") from None
     except OSError as exc:
         raise AtlasError(f"atlas {folder}: {MANIFEST}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
-        raise AtlasError(f"atlas {folder}: {MANIFEST} is not valid JSON ({exc})") from None
+        raise AtlasError(f"atlas {folder}: {MANIFEST} is not valid JSON ({reason(exc)})") from None
     schema = manifest.get("schema") if isinstance(manifest, dict) else None
     if schema != SCHEMA:
         ours = isinstance(schema, str) and schema.startswith(SCHEMA.split("/")[0] + "/")
@@ -464,19 +477,47 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     for key, kind in (("name", str), ("files", dict), ("stages", dict), ("provenance", dict), ("summary", dict)):
         if not isinstance(manifest.get(key), kind):
             raise AtlasError(f"atlas {folder}: {MANIFEST}: {key!r} is missing or not a {kind.__name__}")
-    if manifest.get("n_objects") is not None and not isinstance(manifest["n_objects"], int):
+    if manifest.get("n_objects") is not None and not _count(manifest["n_objects"]):
         raise AtlasError(f"atlas {folder}: {MANIFEST}: 'n_objects' is not an integer")
     for name, entry in manifest["files"].items():
-        if not (_valid_name(name) and isinstance(entry, dict) and isinstance(entry.get("bytes"), int)
+        if not (_valid_name(name) and isinstance(entry, dict) and _count(entry.get("bytes"))
                 and isinstance(entry.get("fingerprint"), str)
-                and (entry.get("shape") is None or isinstance(entry["shape"], list))):
+                and (entry.get("shape") is None or isinstance(entry["shape"], list)
+                     and all(_count(d) for d in entry["shape"]))
+                and (entry.get("shape") or not entry.get("per_object"))):
             raise AtlasError(f"atlas {folder}: {MANIFEST}: the entry for {name!r} is malformed")
     return manifest
+
+
+def _parse_json(text: str) -> Any:
+    """JSON data; a ValueError (as for bad JSON) for nesting too deep for the parser.
+
+    >>> _parse_json("[" * 100_000 + "]" * 100_000)
+    Traceback (most recent call last):
+    ValueError: arrays or objects nested too deeply to read
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply to read") from None
+
+
+def _count(value: Any) -> bool:
+    """Whether a manifest value is a count: an int >= 0 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_regular(folder: Path, name: str) -> None:
+    # a FIFO would make the reader wait for a writer forever; a device could be endless
+    what = special_file(folder / name)
+    if what is not None:
+        raise AtlasError(f"atlas {folder}: {name} is {what}, not a regular file")
 
 
 def _check_file(folder: Path, name: str, entry: dict[str, Any]) -> None:
     """Raise AtlasError unless file `name` is the one its manifest entry describes."""
     path = folder / name
+    _check_regular(folder, name)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -496,7 +537,7 @@ def _check_file(folder: Path, name: str, entry: dict[str, Any]) -> None:
         try:
             parquet = pq.ParquetFile(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowIOError, ArrowInvalid
-            raise AtlasError(f"atlas {folder}: {name} is not a readable Parquet file ({exc})") from None
+            raise AtlasError(f"atlas {folder}: {name} is not a readable Parquet file ({reason(exc)})") from None
         names = parquet.schema_arrow.names
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
@@ -523,11 +564,15 @@ def _count_rows(folder: Path, files: dict[str, dict[str, Any]]) -> int | None:
     return None if first is None else first[1]
 
 
+#: what `np.load` raises on a damaged or foreign .npy file (a mangled header is tokenized as Python)
+NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError)
+
+
 def _load_npy(folder: Path, name: str) -> np.ndarray:
     try:
         return np.load(folder / name, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise AtlasError(f"atlas {folder}: {name} is not a readable data-only .npy file ({exc})") from None
+    except NPY_READ_ERRORS as exc:
+        raise AtlasError(f"atlas {folder}: {name} is not a readable data-only .npy file ({reason(exc)})") from None
 
 
 def _entry(path: Path, shape: Iterable[int] | None, dtype: str, per_object: bool) -> dict[str, Any]:

@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from galexplore.atlas import EMBEDDING_CENTER as CENTER
-from galexplore.atlas import MANIFEST, AtlasWriter, file_fingerprint
+from galexplore.atlas import MANIFEST, NPY_READ_ERRORS, AtlasWriter, file_fingerprint
+from galexplore.build_inputs import check_catalog_columns, check_galaxy_count, check_out_folder
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
-from galexplore.errors import GalexploreError
-from galexplore.io import atomic_path
+from galexplore.errors import GalexploreError, reason
+from galexplore.io import atomic_path, check_regular_file
 from galexplore.probes import CROSS_FIT_FOLDS
 from galexplore.training.trainer import Distributed
 
@@ -86,6 +87,13 @@ def build(
     out = Path(out)
     if (embeddings is None) != (catalog is None):
         raise GalexploreError("--embeddings and --catalog go together: give both, or neither to build from the survey")
+    if embeddings is not None:
+        inputs = {"--embeddings file": Path(embeddings), "--catalog file": Path(catalog)}
+    else:
+        inputs = {"survey (survey.path)": config.resolve(config.survey.path)} if config.survey.path else {}
+        if config.survey.catalog:
+            inputs["survey catalog (survey.catalog)"] = config.resolve(config.survey.catalog)
+    check_out_folder(out, inputs)
     builder = _Builder(config, out, run or out.with_name(out.name + ".run"), device, dist, progress, log)
     new = not out.exists()
     try:
@@ -179,6 +187,8 @@ class _Builder:
             self._not_needed("simulate", f"survey.source = {cfg.survey.source!r}")
         with open_survey(cfg) as survey:
             survey_fp = _path_fingerprint(cfg.resolve(cfg.survey.path))
+            check_galaxy_count(len(survey), cfg, survey.source)
+            check_catalog_columns(survey.catalog, cfg, survey.source)
             self._open_writer()
             self.n = len(survey)
             self.source_catalog = _read_once(lambda: _survey_catalog(cfg))
@@ -314,6 +324,8 @@ class _Builder:
                 f"{catalog}: {len(table):,} catalog rows but {embeddings} has {len(array):,} embeddings; "
                 f"expected one catalog row per embedding, in the same order"
             )
+        check_galaxy_count(len(array), self.config, str(embeddings))
+        check_catalog_columns(table, self.config, str(catalog))
         self.n = len(array)
         self._open_writer()
         self.source_catalog = _read_once(lambda: _given_catalog(catalog, self.config))
@@ -392,9 +404,6 @@ class _Builder:
             return {"method": graph.method, "k": nb.k, "space": space, "recall": graph.recall, "nprobe": graph.nprobe,
                     "detail": f"k={nb.k} {graph.method} on {space}{recall}"}
 
-        k = min(nb.k, self.n - 1)
-        if k < nb.k:
-            raise GalexploreError(f"neighbors.k = {nb.k} needs at least {nb.k + 1} galaxies, found {self.n:,}")
         neighbors_fp = fingerprint("neighbors", self.fingerprints["reduce"], _table(cfg, "neighbors"), cfg.seed)
         self._stage("neighbors", neighbors_fp, ("neighbors.npy", "similarities.npy"), run_neighbors)
 
@@ -554,13 +563,14 @@ def _given_catalog(path: Path, config: Config) -> pd.DataFrame:
 def _open_embeddings(path: Path) -> np.ndarray:
     if not path.exists():
         raise GalexploreError(f"{path}: embeddings file not found")
+    check_regular_file(path, "a .npy array of N objects x D dimensions")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except NPY_READ_ERRORS as exc:
         if "object" in str(exc).lower():  # numpy's refusal of an object array: unpickling could run code
             raise GalexploreError(f"{path}: holds Python objects (a pickle), which galexplore never loads; "
                                   f"expected a float array of N objects x D dimensions") from None
-        raise GalexploreError(f"{path}: not a readable .npy array ({exc})") from None
+        raise GalexploreError(f"{path}: not a readable .npy array ({reason(exc)})") from None
     if not isinstance(array, np.ndarray):  # np.load opens an .npz archive too
         array.close()
         raise GalexploreError(f"{path}: an .npz archive of arrays; expected one .npy array of N objects x D dimensions")
@@ -573,14 +583,24 @@ def _open_embeddings(path: Path) -> np.ndarray:
 
 
 def _unit_rows(block: np.ndarray, source: Path, start: int) -> np.ndarray:
-    block = np.asarray(block, dtype=np.float32)
+    """Rows `start`... of given embeddings scaled to unit length, float32.
+
+    Each row is divided by its largest absolute value before its norm is taken, so a row of
+    values near float32's limit (1e38, whose squares overflow) keeps its direction, and one of
+    tiny values (whose squares underflow) is not taken for zeros.
+
+    >>> _unit_rows(np.array([[3e38, 4e38], [3e-40, -4e-40]], np.float32), Path("e.npy"), 0).round(6).tolist()
+    [[0.6, 0.8], [0.6, -0.8]]
+    """
+    block = np.asarray(block)
     bad = ~np.isfinite(block).all(axis=1)
     if bad.any():
         raise GalexploreError(f"{source}: row {start + int(np.flatnonzero(bad)[0])} has NaN or infinite values")
-    norms = np.linalg.norm(block, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise GalexploreError(f"{source}: row {start + int(np.flatnonzero(norms[:, 0] == 0)[0])} is all zeros")
-    return block / norms
+    scale = np.abs(block).max(axis=1, keepdims=True).astype(np.float64)  # (B, 1)
+    if (scale == 0).any():
+        raise GalexploreError(f"{source}: row {start + int(np.flatnonzero(scale[:, 0] == 0)[0])} is all zeros")
+    scaled = block / scale  # float64, every value in [-1, 1]
+    return (scaled / np.linalg.norm(scaled, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _prepare_work(work: Path, fp: str) -> None:

@@ -169,6 +169,14 @@ def _device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
 
 
+def _check_seed(seed: int) -> None:
+    from galexplore.config import MAX_SEED
+    from galexplore.errors import GalexploreError
+
+    if not 0 <= seed <= MAX_SEED:
+        raise GalexploreError(f"--seed {seed}: expected an integer from 0 to {MAX_SEED} (numpy takes 32-bit seeds)")
+
+
 _last_status = [0.0]
 
 
@@ -196,11 +204,14 @@ def _simulate(args: argparse.Namespace) -> int:
     from galexplore.errors import GalexploreError
     from galexplore.simulate import simulate_survey
 
+    from galexplore.config import MAX_SIMULATED
+
     cfg = load_config(args.config)
-    for flag in ("n", "workers"):
+    for flag, most, why in (("n", MAX_SIMULATED, "each galaxy is a 5-band cutout on disk: 10^8 of 64x64 are 8 TB"),
+                            ("workers", 256, "one process each")):
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise GalexploreError(f"--{flag} {value}: expected a positive integer")
+        if value is not None and not 1 <= value <= most:
+            raise GalexploreError(f"--{flag} {value}: expected a positive integer <= {most:,} ({why})")
     n = args.n or cfg.simulate.n
     start = time.perf_counter()
 
@@ -250,6 +261,7 @@ def _probe(args: argparse.Namespace) -> int:
     from galexplore.errors import GalexploreError
     from galexplore.probes import evaluate_probes
 
+    _check_seed(args.seed)
     try:
         counts = [int(n) for n in args.labels.split(",") if n.strip()]
     except ValueError:
@@ -336,6 +348,10 @@ def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", ori
 def _serve(args: argparse.Namespace) -> int:
     import os
 
+    from galexplore.errors import GalexploreError
+
+    if not 1 <= args.port <= 65535:
+        raise GalexploreError(f"--port {args.port}: expected a TCP port number from 1 to 65535")
     atlas = (args.atlas or Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo").resolve()
     command = serve_command(atlas, args.port, args.address, args.allow_websocket_origin, args.show)
     print(f"serving {atlas} at http://{args.address}:{args.port}/app", flush=True)
@@ -480,10 +496,15 @@ def _report(args: argparse.Namespace) -> int:
 
 def _montage(args: argparse.Namespace) -> int:
     from galexplore.errors import GalexploreError
-    from galexplore.montage import draw_montage
+    from galexplore.montage import MAX_COLUMNS, MAX_TILES, MIN_TILE, draw_montage
 
-    if args.n < 1 or args.columns < 1:
-        raise GalexploreError(f"--n {args.n} --columns {args.columns}: expected positive integers")
+    if not 1 <= args.n <= MAX_TILES:
+        raise GalexploreError(f"--n {args.n}: expected a positive integer <= {MAX_TILES:,} (each tile is at least "
+                              f"{MIN_TILE}x{MIN_TILE} pixels of one PNG)")
+    _check_seed(args.seed)
+    if not 1 <= args.columns <= MAX_COLUMNS:
+        raise GalexploreError(f"--columns {args.columns}: expected a positive integer <= {MAX_COLUMNS} (each tile is "
+                              f"at least {MIN_TILE} pixels wide: {MAX_COLUMNS} make a PNG {MAX_COLUMNS * MIN_TILE:,} pixels wide)")
     with _open(args.path, args.config) as survey:
         out = draw_montage(survey, args.out, n=args.n, columns=args.columns, seed=args.seed)
     print(f"wrote {out}")

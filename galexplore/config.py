@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from galexplore.augment.registry import check_order
 from galexplore.errors import ConfigError
+from galexplore.io import check_regular_file
 
 __all__ = [
     "AnomalyConfig",
@@ -63,9 +64,20 @@ SDSS_BANDS = ("u", "g", "r", "i", "z")
 SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
 
 
-def _range(ge: float | None = None, le: float | None = None, gt: float | None = None) -> dict:
-    """Field metadata for a numeric range check (inclusive ge/le, exclusive gt)."""
-    return {"ge": ge, "le": le, "gt": gt}
+def _range(ge: float | None = None, le: float | None = None, gt: float | None = None, why: str = "") -> dict:
+    """Field metadata for a numeric range check (inclusive ge/le, exclusive gt); `why` says what
+    an upper bound protects, and is part of the message that refuses a value beyond it."""
+    return {"ge": ge, "le": le, "gt": gt, "why": why}
+
+
+#: sizes whose product is allocated at once have upper bounds, so a typo (a few zeros too many)
+#: is refused when the config is read, not as an allocation error hours later
+MAX_QUEUE = 1 << 20
+MAX_WIDTH = 16_384
+MAX_BATCH = 65_536
+MAX_SIMULATED = 100_000_000
+MAX_CHUNK_ROWS = 1 << 20
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,8 @@ class SurveyConfig:
 class SimulateConfig:
     """The simulated survey: an SDSS-like ugriz survey drawn with GalSim, with truth."""
 
-    n: int = field(default=2000, metadata=_range(ge=1))
+    n: int = field(default=2000, metadata=_range(
+        ge=1, le=MAX_SIMULATED, why="each galaxy is a 5-band cutout on disk: 10^8 of 64x64 are 8 TB"))
     image_size: int = field(default=64, metadata=_range(ge=16, le=512))
     pixel_scale: float = field(default=0.396, metadata=_range(gt=0))  # SDSS, arcsec / pixel
     z_min: float = field(default=0.01, metadata=_range(gt=0, le=3))
@@ -125,7 +138,8 @@ class SimulateConfig:
     seeing_median: float = field(default=1.4, metadata=_range(gt=0, le=5))  # r FWHM, arcsec
     seeing_sigma_ln: float = field(default=0.15, metadata=_range(ge=0, le=2))  # lognormal width
     workers: int = field(default=2, metadata=_range(ge=1, le=256))
-    chunk_size: int = field(default=256, metadata=_range(ge=1))
+    chunk_size: int = field(default=256, metadata=_range(
+        ge=1, le=MAX_BATCH, why="a chunk of cutouts is drawn and held in memory at once"))
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,8 @@ class ModelConfig:
     representation_dim: int = field(default=512, metadata=_range(ge=1))
     stem: Literal["imagenet", "small"] = "small"  # small: 3x3 stride-1 conv, no max-pool
     projection_dims: tuple[int, ...] = (512, 128)
-    queue: int = field(default=65536, metadata=_range(ge=1))
+    queue: int = field(default=65536, metadata=_range(
+        ge=1, le=MAX_QUEUE, why="the queue holds queue x projection_dims[-1] float32 keys on the training device"))
     momentum: float = field(default=0.999, metadata=_range(gt=0, le=1))
     temperature: float = field(default=0.2, metadata=_range(gt=0))
     bn_splits: int = field(default=8, metadata=_range(ge=1, le=1024))
@@ -185,10 +200,11 @@ def check_model(model: ModelConfig, train: TrainConfig, source: str = "<config>"
             f"{source}: model.representation_dim = {model.representation_dim} does not match "
             f"model.arch = {model.arch!r}: expected {expected}, found {model.representation_dim}"
         )
-    if not model.projection_dims or min(model.projection_dims) < 1:
+    if not model.projection_dims or min(model.projection_dims) < 1 or max(model.projection_dims) > MAX_WIDTH:
         raise ConfigError(
             f"{source}: model.projection_dims = {list(model.projection_dims)}: expected a "
-            f"non-empty list of widths >= 1"
+            f"non-empty list of widths >= 1 and <= {MAX_WIDTH} (a layer of width w holds w x the "
+            f"previous width of weights, and the queue w floats per key)"
         )
     if model.queue < train.batch_size:
         raise ConfigError(
@@ -207,7 +223,8 @@ class TrainConfig:
     """SGD with warm-up and a cosine schedule."""
 
     epochs: int = field(default=100, metadata=_range(ge=1))
-    batch_size: int = field(default=256, metadata=_range(ge=2))
+    batch_size: int = field(default=256, metadata=_range(
+        ge=2, le=MAX_BATCH, why="two augmented views of every crop of a batch are on the device at once"))
     lr: float = field(default=0.03, metadata=_range(gt=0))
     weight_decay: float = field(default=1e-4, metadata=_range(ge=0))
     warmup_epochs: int = field(default=5, metadata=_range(ge=0))
@@ -226,8 +243,10 @@ class EmbedConfig:
     pools over space, so `crop_size` may exceed the training crop: the whole cutout is seen.
     """
 
-    batch_size: int = field(default=256, metadata=_range(ge=1))
-    chunk_rows: int = field(default=8192, metadata=_range(ge=1))  # a kill loses at most one chunk
+    batch_size: int = field(default=256, metadata=_range(
+        ge=1, le=MAX_BATCH, why="a batch of cutouts is on the device at once"))
+    chunk_rows: int = field(default=8192, metadata=_range(  # a kill loses at most one chunk
+        ge=1, le=MAX_CHUNK_ROWS, why="a chunk of chunk_rows x D representations is held in memory"))
     crop_size: int = field(default=0, metadata=_range(ge=0, le=4096))  # centre crop; 0: the training crop
     # Pooled ReLU features all lie in one orthant, so any two galaxies have a cosine similarity
     # near 1 (0.97 on average for the demo's encoder) and a gallery's similarities say nothing.
@@ -305,7 +324,7 @@ class Config:
     """A whole run: the survey and every stage's settings."""
 
     name: str = "galexplore"
-    seed: int = 0
+    seed: int = field(default=0, metadata=_range(ge=0, le=MAX_SEED, why="numpy, torch and UMAP take 32-bit seeds"))
     survey: SurveyConfig = field(default_factory=SurveyConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -328,6 +347,7 @@ class Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config. Raises `ConfigError` naming the file, key and value."""
     path = Path(path)
+    check_regular_file(path, "a TOML config file")
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -340,6 +360,9 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{path}: not a usable config: arrays or tables nested too deeply "
+                          f"(a config nests at most a few levels)") from None
     cfg = config_from_dict(raw, source=str(path))
     return dataclasses.replace(cfg, base_dir=str(path.resolve().parent))
 
@@ -347,6 +370,11 @@ def load_config(path: str | Path) -> Config:
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     """Build a `Config` from a parsed TOML mapping, checking every key."""
     cfg = _build(Config, raw, source, prefix="")
+    if not _plain_name(cfg.name):
+        raise ConfigError(
+            f"{source}: name = {cfg.name!r}: expected a one-line name of at most {MAX_NAME} characters "
+            f"without control characters or path separators (it names the atlas folder, data/atlas/<name>)"
+        )
     if cfg.simulate.z_min >= cfg.simulate.z_max:
         raise ConfigError(
             f"{source}: simulate.z_min ({cfg.simulate.z_min}) must be below "
@@ -427,6 +455,19 @@ def _check_positions(survey: SurveyConfig, source: str) -> None:
             )
 
 
+MAX_NAME = 200
+
+
+def _plain_name(name: str) -> bool:
+    """Whether `name` can name a folder: one line, printable, no path separators, not . or ..
+
+    >>> _plain_name("sdss-dr7 run 2"), _plain_name("a\\nb"), _plain_name("../x"), _plain_name("  ")
+    (True, False, False, False)
+    """
+    return (0 < len(name) <= MAX_NAME and name.strip() not in ("", ".", "..") and name.isprintable()
+            and "/" not in name and "\\" not in name)
+
+
 def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     """Recursively turn a TOML table into the dataclass `cls`, validating each key."""
     where = prefix.rstrip(".") or "top level"
@@ -504,7 +545,8 @@ def _check(hint: Any, value: Any, source: str, key: str, meta: Any) -> Any:
     if (ge is not None and value < ge) or (le is not None and value > le) or (gt is not None and value <= gt):
         parts = [f">= {ge}" if ge is not None else "", f"> {gt}" if gt is not None else "",
                  f"<= {le}" if le is not None else ""]
-        raise bad("a value " + " and ".join(p for p in parts if p))
+        why = f" ({meta['why']})" if le is not None and value > le and meta.get("why") else ""
+        raise bad("a value " + " and ".join(p for p in parts if p) + why)
     return value
 
 
@@ -531,12 +573,24 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if _toml_control(c) else c) for c in value) + '"'
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, (dict, types.MappingProxyType)):
         return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_control(c: str) -> bool:
+    """A character a TOML basic string must escape (control characters and DEL).
+
+    >>> tomllib.loads("x = " + _toml_value("a\\nb\\x7f\\"c")) == {"x": "a\\nb\\x7f\\"c"}
+    True
+    """
+    return ord(c) < 0x20 or ord(c) == 0x7F
 
 
 def write_resolved(cfg: Config, folder: str | Path) -> Path:

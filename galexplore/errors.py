@@ -17,3 +17,14 @@ class ConfigError(GalexploreError):
 
 class SurveyError(GalexploreError):
     """A survey's images or catalog cannot be read or fail validation."""
+
+
+def reason(exc: BaseException, limit: int = 300) -> str:
+    """A library's exception message as one line of at most `limit` characters, to quote in a
+    `GalexploreError` (pyarrow's and numpy's can span several lines).
+
+    >>> reason(ValueError("Couldn't deserialize thrift\\nDeserializing page header failed."))
+    "Couldn't deserialize thrift Deserializing page header failed."
+    """
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -315,7 +315,13 @@ def similar(neighbors: np.ndarray, similarities: np.ndarray, row: int, k: int) -
         raise GalexploreError(f"k = {k}; expected at least 1 similar galaxy")
     rows = np.asarray(neighbors[row, :k], dtype=np.int64)
     sims = np.asarray(similarities[row, :k], dtype=np.float32)
-    kept = rows >= 0  # an approximate search pads rows it could not fill with -1
+    wrong = (rows < -1) | (rows >= n)  # -1 pads what an approximate search could not fill
+    if wrong.any():
+        raise GalexploreError(
+            f"neighbors.npy row {row} holds {int(rows[wrong][0])}, which is not a galaxy of this atlas "
+            f"(expected 0 to {n - 1}, or -1 for none): the neighbour index is corrupt; rebuild the atlas"
+        )
+    kept = rows >= 0
     return rows[kept], sims[kept]
 
 

@@ -66,7 +66,7 @@ def export_selection(catalog: pd.DataFrame, rows: np.ndarray, fmt: str) -> bytes
         import pyarrow.csv
 
         # pyarrow writes CSV ~10x faster than pandas; categories become their text
-        arrow = pa.Table.from_pandas(_categories_as_text(table), preserve_index=False)
+        arrow = pa.Table.from_pandas(spreadsheet_safe(_categories_as_text(table)), preserve_index=False)
         pyarrow.csv.write_csv(arrow, buffer)
     elif fmt == "fits":
         # FITS text is ASCII; other characters go in as UTF-8, which astropy reads back
@@ -74,6 +74,29 @@ def export_selection(catalog: pd.DataFrame, rows: np.ndarray, fmt: str) -> bytes
     else:
         return _votable_bytes(_astropy_table(table, text_as_bytes=False))
     return buffer.getvalue()
+
+
+#: a spreadsheet reads a cell that starts with one of these as a formula (OWASP, "CSV Injection")
+FORMULA_STARTS = "=+-@\t\r"
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with every text cell and column name that a spreadsheet would run as a formula
+    (one starting with = + - @, a tab or a carriage return) prefixed with a single quote, as
+    OWASP recommends: Excel, LibreOffice and Google Sheets then show it as the text it is. Only
+    text changes: numbers stay numbers (a negative one is written as a number, not text). Text
+    columns holding other objects (lists, mixed types) are written as each value's text.
+
+    >>> spreadsheet_safe(pd.DataFrame({"name": ["=1+1", "NGC 1", "-x"], "z": [-0.5, 0.1, 0.2]})).to_dict("list")
+    {'name': ["'=1+1", 'NGC 1', "'-x"], 'z': [-0.5, 0.1, 0.2]}
+    """
+    out = table.copy(deep=False)
+    for name in out.columns:
+        column = out[name]
+        if _is_text(column):
+            text = column.astype("string")
+            out[name] = text.where(~text.str[:1].isin(list(FORMULA_STARTS)).fillna(False), "'" + text)
+    return out.rename(columns={c: f"'{c}" for c in out.columns if str(c)[:1] in FORMULA_STARTS})
 
 
 def _categories_as_text(table: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,3 +74,32 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+#: what a path that is neither a regular file nor a folder is, by its stat mode
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def special_file(path: str | Path) -> str | None:
+    """What `path` is when it exists but is neither a regular file nor a folder ("a FIFO (named
+    pipe)", ...), else None. Opening a FIFO to read waits for a writer forever: readers check
+    this first and refuse such a path.
+
+    >>> special_file("/dev/null")
+    'a character device'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing, or unreadable: the reader's own error says so
+    return next((what for test, what in _SPECIAL_FILES if test(mode)), None)
+
+
+def check_regular_file(path: str | Path, expected: str, error: type[GalexploreError] = GalexploreError,
+                       where: str | None = None) -> None:
+    """Raise `error` when `path` is a FIFO, socket or device rather than a file; the message
+    names `where` (default: the path) and the `expected` file."""
+    what = special_file(path)
+    if what is not None:
+        raise error(f"{where or path}: is {what}, not a regular file; expected {expected}")

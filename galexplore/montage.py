@@ -19,6 +19,10 @@ from galexplore.render import lupton_rgb
 from galexplore.survey.base import Survey
 
 MIN_TILE = 128  # pixels
+#: a montage's PNG is made whole in memory: at most this many tiles across and in all
+#: (100 x 128 pixels is 12,800 pixels wide; 10,000 tiles of 128 x 128 RGB are 490 MB)
+MAX_COLUMNS = 100
+MAX_TILES = 10_000
 GAP = 2  # pixels between tiles
 #: catalog columns for the tile label, first found wins: (column candidates, format)
 REDSHIFT_COLUMNS = ("z", "z_spec", "specz_redshift", "redshift")
@@ -34,12 +38,14 @@ def draw_montage(survey: Survey, out_png: str | Path, n: int = 36, columns: int 
     """
     from PIL import Image, ImageDraw
 
-    if columns < 1:
-        raise ValueError(f"columns = {columns}; expected at least 1")
+    if not 1 <= columns <= MAX_COLUMNS:
+        raise ValueError(f"columns = {columns}; expected 1 to {MAX_COLUMNS} (MAX_COLUMNS)")
     if indices is None:
         count = min(int(n), len(survey))
         indices = np.sort(np.random.default_rng(seed).choice(len(survey), size=count, replace=False))
     indices = np.asarray(indices, dtype=np.int64)
+    if indices.size > MAX_TILES:
+        raise ValueError(f"{indices.size:,} cutouts; a montage draws at most {MAX_TILES:,} (MAX_TILES)")
     if indices.size == 0:
         raise ValueError(f"{survey.source}: nothing to draw (n = {n}, {len(survey)} objects)")
     _, height, width = survey.shape

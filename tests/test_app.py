@@ -224,12 +224,12 @@ def test_a_missing_atlas_gives_a_page_that_says_how_to_build_one(tmp_path):
 
 
 def test_url_values_parse_and_ignore_garbage():
-    import main
-    from explorer import Explorer
+    from urlstate import read_url
 
     args = {"colour": [b"type"], "galaxy": [b"12"], "present": [b"true"], "below": [b"0.2"], "k": [b"x"]}
-    assert main.url_values(args, Explorer.param) == {"colour": "type", "query": 12, "present": True,
-                                                      "trust_threshold": 0.2}
+    state = read_url(args, ["density", "type"], n=600)
+    assert state.values == {"colour": "type", "query": 12, "present": True, "trust_threshold": 0.2}
+    assert state.notes == ["?k='x': ignored; expected a whole number of similar galaxies, 1 to 50"]
 
 
 def test_serve_refuses_a_folder_that_is_not_an_atlas(tmp_path, capsys):
@@ -285,3 +285,219 @@ def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
     assert 0 < some < shaded_pixels()
     explorer.trust_overlay = False
     assert len(layers()) == len(hidden)
+
+
+# -- hostile and careless inputs: the page always renders, and says what it could not use ----------
+
+
+@pytest.mark.parametrize(("query", "values", "note"), [
+    ({"k": [b"0"]}, {"k": 1}, "?k='0': showing 1 similar galaxies (1 to 50)"),
+    ({"k": [b"100000"]}, {"k": 50}, "?k='100000': showing 50 similar galaxies (1 to 50)"),
+    ({"below": [b"5"]}, {"trust_threshold": 1.0}, "?below='5': trust threshold set to 1 (0 to 1)"),
+    ({"below": [b"nan"]}, {}, "?below='nan': ignored; expected a trust threshold from 0 to 1"),
+    ({"galaxy": [b"99999999"]}, {}, "?galaxy='99999999': no such galaxy, ignored; expected a row from 0 to 599"),
+    ({"galaxy": [b"-2"]}, {}, "?galaxy='-2': no such galaxy"),
+    ({"colour": [b"<b>x</b>"]}, {}, "?colour='<b>x</b>': no such colouring, ignored"),
+    ({"view": [b"0,inf,0,1"]}, {}, "?view='0,inf,0,1': ignored; expected x0,x1,y0,y1 with x0 < x1"),
+    ({"present": [b"maybe"]}, {}, "?present='maybe': ignored; expected true or false"),
+    ({"eq": [b"\xff\xfe"]}, {}, "?eq='\ufffd\ufffd': ignored; expected true or false"),
+    ({"view": [b"1" * 300]}, {}, "?view= holds 300 characters: ignored (at most 200)"),
+], ids=["k-0", "k-100000", "below-5", "below-nan", "galaxy-99999999", "galaxy-minus-2", "colour-unknown",
+        "view-infinite", "present-maybe", "not-utf8", "too-long"])
+def test_a_url_value_is_clamped_or_ignored_with_a_note(query, values, note):
+    from urlstate import read_url
+
+    state = read_url(query, ["density", "z_spec", "type"], n=600)
+    assert state.values == values
+    assert state.notes == [note] or state.notes[0].startswith(note), state.notes
+
+
+def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_select_these_does_nothing(atlas):
+    from explorer import Explorer
+    from store import load
+
+    explorer = Explorer(load(atlas), query=99_999_999)
+    assert explorer.query == -1 and explorer.message.visible
+    assert "galaxy row 99999999 is not in this atlas" in explorer.message.object
+    explorer.select_similar()  # the "Select these" button
+    assert len(explorer.selection) == 0
+
+
+def test_the_page_renders_whatever_the_url_holds(atlas, monkeypatch):
+    """main.page() with every kind of bad value: a page with the explorer and its notes."""
+    import main
+    import panel as pn
+
+    bad = {"k": [b"0"], "below": [b"nan"], "galaxy": [b"99999999"], "view": [b"nan,1,0,1"], "colour": [b"nope"]}
+    monkeypatch.setattr(type(pn.state), "session_args", property(lambda self: bad))
+    monkeypatch.setattr(sys, "argv", ["main.py", "--atlas", str(atlas)])
+    page = main.page()
+    alerts = [p for p in _panes(page) if isinstance(p, pn.pane.Alert) and p.visible]
+    text = " ".join(str(a.object) for a in alerts)
+    for expected in ("?k=&#x27;0&#x27;: showing 1", "?below=&#x27;nan&#x27;: ignored", "?galaxy=&#x27;99999999&#x27;",
+                     "?view=&#x27;nan,1,0,1&#x27;", "?colour=&#x27;nope&#x27;"):
+        assert expected in text, (expected, text)
+
+
+def _damaged_copy(atlas: Path, tmp_path: Path, change) -> Path:
+    """A copy of the atlas with its catalog or neighbour index rewritten through the writer (so the
+    manifest agrees: a damage that `open_atlas` cannot see)."""
+    import shutil
+
+    from galexplore.atlas import AtlasWriter, open_atlas
+
+    copy = Path(shutil.copytree(atlas, tmp_path / "atlas"))
+    change(AtlasWriter(copy, open_atlas(copy).name), open_atlas(copy))
+    return copy
+
+
+def test_a_corrupt_neighbour_index_gives_a_message_not_a_blank_page(atlas, tmp_path):
+    from explorer import Explorer
+    from store import load
+
+    from galexplore.errors import GalexploreError
+    from galexplore.explore import similar
+
+    def corrupt(writer, old):
+        neighbors = np.array(old.neighbors)
+        neighbors[5, 3] = 10**6
+        writer.write_array("neighbors.npy", neighbors)
+
+    copy = _damaged_copy(atlas, tmp_path, corrupt)
+    data = load(copy)
+    with pytest.raises(GalexploreError, match=r"neighbors.npy row 5 holds 1000000, which is not a galaxy of this "
+                                              r"atlas \(expected 0 to 599, or -1 for none\)"):
+        similar(data.atlas.neighbors, data.atlas.similarities, 5, 20)
+    explorer = Explorer(data, query=5, k=20)
+    assert "the neighbour index is corrupt" in explorer.message.object and explorer.message.alert_type == "danger"
+    explorer.select_similar()
+    assert explorer.selection.tolist() == [5]  # the query alone
+    explorer.query = 6  # an intact row still shows its gallery
+    assert "20 most similar" in " ".join(str(getattr(p, "object", "")) for p in _panes(explorer._gallery))
+
+
+def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, tmp_path):
+    from explorer import Explorer
+    from store import load
+
+    from galexplore.export import EXPORT_FORMATS
+
+    def add_lists(writer, old):
+        catalog = old.catalog.copy()
+        catalog["bands_seen"] = [["g", "r"] if i % 2 else ["z"] for i in range(len(catalog))]
+        writer.write_catalog(catalog)
+
+    data = load(_damaged_copy(atlas, tmp_path, add_lists))
+    assert "bands_seen" not in data.colourings
+    assert data.notes == ["column 'bands_seen' holds ndarray values, not numbers or text: it cannot colour the map "
+                          "and is shown as text only"]
+    explorer = Explorer(data)
+    explorer.note(data.notes)
+    assert "bands_seen" in explorer.message.object
+    explorer.streams["lasso"].event(geometry=_lasso_around(explorer, 0.9))
+    assert len(explorer._table.value) == len(explorer.selection) > 0
+    explorer.query = int(explorer.selection[0])
+    for fmt in EXPORT_FORMATS:
+        explorer.export_format = fmt
+        assert len(explorer._export_file().getvalue()) > 0, fmt
+
+
+def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
+    """Tabulator writes titles as HTML; the browser test checks that nothing runs."""
+    from explorer import Explorer
+    from store import load
+
+    hostile = "<img src=x onerror=alert('col')>"
+
+    def rename(writer, old):
+        writer.write_catalog(old.catalog.rename(columns={"mag_r": hostile}))
+
+    explorer = Explorer(load(_damaged_copy(atlas, tmp_path, rename)))
+    explorer.set_selection(np.arange(10))
+    assert explorer._table.titles[hostile] == "&lt;img src=x onerror=alert(&#x27;col&#x27;)&gt;"
+    assert all("<" not in title for title in explorer._table.titles.values())
+
+
+def test_the_app_helpers_examples_run():
+    import doctest
+
+    import hosts
+    import urlstate
+
+    for module in (urlstate, hosts):
+        failed, tried = doctest.testmod(module)
+        assert tried > 0 and failed == 0, module.__name__
+
+
+@pytest.fixture(scope="module")
+def server(atlas):
+    """The app served as `galexplore serve` serves it, on a free port: yields the port."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from galexplore.cli import serve_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(serve_command(Path(atlas), port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=30)
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.5)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def _request(port: int, path: str, host: str, origin: str | None = None, websocket: bool = False) -> tuple[int, str]:
+    """Send one raw HTTP/1.1 request with these Host and Origin headers; (status, body start)."""
+    import socket
+
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: Upgrade" if websocket else "Connection: close"]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    if websocket:
+        lines += ["Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while not (websocket and _complete(answer)):  # an upgrade's answer, else everything until closed
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head = answer.decode("utf-8", "replace")
+    return int(head.split()[1]), head
+
+
+def _complete(answer: bytes) -> bool:
+    """Whether an HTTP answer has its head and as much body as its Content-Length says."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    length = [line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    return len(body) >= (int(length[0]) if length else 0)
+
+
+def test_dns_rebinding_a_foreign_host_is_refused_page_and_websocket(server):
+    """A page of evil.example whose name resolves to 127.0.0.1 is same-origin to Tornado (Origin
+    equals Host); the Host check refuses it, for the page and for the websocket."""
+    evil = f"evil.example:{server}"
+    status, body = _request(server, "/app/ws", host=evil, origin=f"http://{evil}", websocket=True)
+    assert status == 403 and f"Host '{evil}' is not allowed" in body
+    status, body = _request(server, "/app", host=evil, origin=f"http://{evil}")
+    assert status == 403
+    # the same requests with the host the server was told: the page answers, the upgrade is not refused
+    ours = f"127.0.0.1:{server}"
+    assert _request(server, "/app", host=ours)[0] == 200
+    assert _request(server, "/app/ws", host=ours, origin=f"http://{ours}", websocket=True)[0] != 403
+

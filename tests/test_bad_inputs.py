@@ -116,7 +116,7 @@ def given(tmp_path_factory) -> Path:
                             "dec": rng.uniform(-60, 60, N), "type": rng.choice(["E", "S"], N)})
     catalog.to_parquet(folder / "cat.parquet", index=False)
     catalog.to_csv(folder / "cat.csv", index=False)
-    write_config(folder / "given.toml")
+    write_config(folder / "given.toml", "[neighbors]\nk = 20\n")  # N = 40 galaxies: 20 neighbours each
     return folder
 
 
@@ -159,9 +159,19 @@ def atlas_copy(atlas: Path, tmp_path: Path) -> Path:
         ("[train]\nbatch_size = 0\n", ["train.batch_size = 0: expected a value >= 2"]),
         ("[embed]\nbatch_size = -8\n", ["embed.batch_size = -8: expected a value >= 1"]),
         ("[train]\nepochs = 10\nlr = 0.03 0.1\n", ["not valid TOML", "(at line 4, column"]),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", ["arrays or tables nested too deeply"]),
+        ("seed = -1\n", ["seed = -1: expected a value >= 0 and <= 4294967295"]),
+        ("[model]\nqueue = 1000000000000\n", ["model.queue = 1000000000000: expected a value >= 1 and <= 1048576",
+                                               "(the queue holds queue x projection_dims[-1] float32 keys"]),
+        ("[model]\nprojection_dims = [100000000]\n", ["model.projection_dims = [100000000]: expected a non-empty "
+                                                       "list of widths >= 1 and <= 16384 (a layer of width w"]),
+        ("[simulate]\nn = 1000000000000\n", ["simulate.n = 1000000000000: expected a value >= 1 and <= 100000000",
+                                              "(each galaxy is a 5-band cutout on disk"]),
+        ("[train]\nbatch_size = 10000000\n", ["train.batch_size = 10000000: expected a value >= 2 and <= 65536"]),
     ],
     ids=["misspelled-key", "misspelled-key-2", "string-for-int", "string-for-list", "value-for-table",
-         "zero-batch-size", "negative-batch-size", "not-toml"],
+         "zero-batch-size", "negative-batch-size", "not-toml", "toml-nested-5000-deep", "negative-seed",
+         "queue-1e12", "projection-width-1e8", "simulate-1e12-galaxies", "batch-1e7"],
 )
 def test_a_bad_config_names_the_file_the_key_and_what_was_expected(
     tmp_path: Path, text: str, expected: list[str]
@@ -170,6 +180,64 @@ def test_a_bad_config_names_the_file_the_key_and_what_was_expected(
     survey = write_h5(tmp_path / "s.h5")
     before = snapshot(tmp_path)
     refused(run_cli("inspect", survey, "--config", config), f"{config}: ", *expected)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "../elsewhere", "a/b", "", "bell\x07"])
+def test_a_config_name_must_be_one_plain_line(tmp_path: Path, name: str) -> None:
+    from galexplore.config import _toml_value
+
+    config = tmp_path / "bad.toml"
+    config.write_text(f"name = {_toml_value(name)}\n", encoding="utf-8")
+    refused(run_cli("inspect", write_h5(tmp_path / "s.h5"), "--config", config),
+            f"{config}: name = {name!r}: expected a one-line name", "without control characters or path separators")
+
+
+def test_the_resolved_config_reads_back_whatever_its_strings_hold(tmp_path: Path) -> None:
+    """Control characters in a path are written escaped, so the run's own config.toml reloads."""
+    import dataclasses
+
+    from galexplore.config import load_config, write_resolved
+
+    cfg = load_config(write_config(tmp_path / "c.toml"))
+    odd = dataclasses.replace(cfg, survey=dataclasses.replace(cfg.survey, path="/data/a\nb\t\x7f\"c\\d.h5"))
+    again = load_config(write_resolved(odd, tmp_path / "run"))
+    assert again.survey.path == "/data/a\nb\t\x7f\"c\\d.h5"
+
+
+def _fifo(path: Path) -> Path:
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_is_refused_where_a_file_is_read_never_waited_on(tmp_path: Path) -> None:
+    """Opening a FIFO to read waits for a writer forever; every reader checks for a regular file first."""
+    fifo = _fifo(tmp_path / "survey.h5")
+    refused(run_cli("inspect", fifo), f"{fifo}: is a FIFO (named pipe), not a regular file; expected a survey file")
+    config = write_config(tmp_path / "c.toml", survey=fifo)
+    refused(run_cli("build", config, "--out", tmp_path / "atlas"), f"{fifo}: is a FIFO (named pipe)")
+    assert not (tmp_path / "atlas").exists()
+    fifo_config = _fifo(tmp_path / "fifo.toml")
+    refused(run_cli("inspect", write_h5(tmp_path / "s.h5"), "--config", fifo_config),
+            f"{fifo_config}: is a FIFO (named pipe), not a regular file; expected a TOML config file")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("serve", "--port", "-1"), "galexplore serve: error: --port -1: expected a TCP port number from 1 to 65535"),
+    (("serve", "--port", "70000"), "--port 70000: expected a TCP port number from 1 to 65535"),
+    (("montage", "{survey}", "--out", "{tmp}/m.png", "--columns", "100000"),
+     "--columns 100000: expected a positive integer <= 100 (each tile is at least 128 pixels wide"),
+    (("montage", "{survey}", "--out", "{tmp}/m.png", "--n", "100000000"), "--n 100000000: expected a positive integer <= 10,000"),
+    (("montage", "{survey}", "--out", "{tmp}/m.png", "--seed", "-1"), "--seed -1: expected an integer from 0 to 4294967295"),
+    (("simulate", str(TINY), "--out", "{tmp}/s.h5", "--n", "1000000000000"),
+     "--n 1000000000000: expected a positive integer <= 100,000,000 (each galaxy is a 5-band cutout"),
+], ids=["port-minus-1", "port-70000", "montage-columns-100000", "montage-n-1e8", "montage-seed-minus-1", "simulate-n-1e12"])
+def test_a_size_or_number_out_of_range_on_the_command_line(tmp_path: Path, args: tuple, expected: str) -> None:
+    survey = write_h5(tmp_path / "s.h5")
+    before = snapshot(tmp_path)
+    refused(run_cli(*(a.format(survey=survey, tmp=tmp_path) for a in args)), expected)
     assert snapshot(tmp_path) == before
 
 
@@ -263,8 +331,33 @@ def _truncated_pixels(folder: Path) -> None:
     (folder / "g2.png").write_bytes(data[: len(data) // 2])
 
 
+def _edit_catalog(edit: Callable[[str], str]) -> Callable[[Path], None]:
+    def damage(folder: Path) -> None:
+        path = folder / "catalog.csv"
+        path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return damage
+
+
+def _with_ids(folder: Path) -> None:
+    table = pd.read_csv(folder / "catalog.csv")
+    table.insert(0, "object_id", [10.0, np.nan, 12.0, 13.0])
+    table.to_csv(folder / "catalog.csv", index=False)
+
+
 IMAGE_CASES = {
     "non-utf8-csv": (_latin1_catalog, ["catalog.csv: not UTF-8 text: byte", "(line 4) is 0xe9"]),
+    "duplicated-header": (_edit_catalog(lambda t: "\n".join(line + (",ra" if i == 0 else ",5.0")
+                                                            for i, line in enumerate(t.splitlines())) + "\n"),
+                          ["catalog.csv: column 'ra' appears twice in the header (columns 2 and 4); expected each "
+                           "column name once"]),
+    "file-outside-the-folder": (_edit_catalog(lambda t: t.replace("g2.png", "../g2.png")),
+                                ["catalog.csv: column 'file' row 2 is '../g2.png', a path outside the survey folder"]),
+    "file-absolute-path": (_edit_catalog(lambda t: t.replace("g1.png", "/etc/passwd")),
+                           ["catalog.csv: column 'file' row 1 is '/etc/passwd', a path outside the survey folder"]),
+    "nan-object-id": (_with_ids, ["catalog.csv: column 'object_id' row 1 is nan; expected an id (a number or a "
+                                  "string) in every row"]),
+    "fifo-image": (lambda f: ((f / "g0.png").unlink(), _fifo(f / "g0.png")),
+                   ["g0.png (catalog row 0, catalog.csv): is a FIFO (named pipe), not a regular file"]),
     "unreadable-png": (lambda f: (f / "g0.png").write_bytes(b"not an image"),
                        ["g0.png (catalog row 0, catalog.csv): not a readable PNG/JPEG image"]),
     "truncated-png": (_truncated_pixels, ["g2.png (catalog row 2, catalog.csv): image data is corrupt or truncated"]),
@@ -284,6 +377,18 @@ def test_a_bad_image_folder_is_refused_by_inspect(tmp_path: Path, case: str) -> 
     before = snapshot(tmp_path)
     refused(run_cli("inspect", folder), str(folder), *expected)
     assert snapshot(tmp_path) == before
+
+
+def test_a_catalog_field_of_200_kb_is_read(tmp_path: Path) -> None:
+    """Python's csv module stops at 128 KiB a field; the catalog is read by pandas, which does not."""
+    folder = write_folder(tmp_path / "survey")
+    table = pd.read_csv(folder / "catalog.csv")
+    table["notes"] = ["x" * 200_000, "short", "", "y"]
+    table.to_csv(folder / "catalog.csv", index=False)
+    result = run_cli("inspect", folder, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["n_objects"] == 4 and "notes" in summary["columns"]
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -381,6 +486,10 @@ ATLAS_CASES = {
     "catalog-swapped": (lambda f: (f / CATALOG).write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1"),
                         "catalog.parquet has 72 bytes"),
     "pickled-npy": (_pickled_embeddings, "embeddings.npy is not a readable data-only .npy file"),
+    "manifest-nested-200000-deep": (lambda f: (f / MANIFEST).write_text("[" * 200_000 + "]" * 200_000),
+                                    "manifest.json is not valid JSON (arrays or objects nested too deeply to read)"),
+    "manifest-is-a-fifo": (lambda f: ((f / MANIFEST).unlink(), _fifo(f / MANIFEST)),
+                           "manifest.json is a FIFO (named pipe), not a regular file"),
 }
 
 
@@ -432,6 +541,18 @@ def _npz(given: Path, tmp: Path) -> tuple[Path, Path]:
     return tmp / "emb.npz", given / "cat.parquet"
 
 
+def _duplicated_catalog_header(given: Path, tmp: Path) -> tuple[Path, Path]:
+    lines = (given / "cat.csv").read_text(encoding="utf-8").splitlines()
+    (tmp / "cat.csv").write_text("\n".join([lines[0] + ",dec", *(line + ",1.0" for line in lines[1:])]) + "\n")
+    return given / "emb.npy", tmp / "cat.csv"
+
+
+def _no_rows(given: Path, tmp: Path) -> tuple[Path, Path]:
+    np.save(tmp / "emb.npy", np.zeros((0, D), np.float32))
+    pd.read_csv(given / "cat.csv").iloc[:0].to_csv(tmp / "cat.csv", index=False)
+    return tmp / "emb.npy", tmp / "cat.csv"
+
+
 BUILD_CASES = {
     "fewer-embeddings-than-rows": (_embeddings(lambda x: x[:-1]), [
         f"{N} catalog rows but", f"emb.npy has {N - 1} embeddings; expected one catalog row per embedding"]),
@@ -448,6 +569,16 @@ BUILD_CASES = {
     "catalog-duplicate-ids": (_catalog(lambda c: c.assign(object_id=np.where(c.index == 9, 100, c["object_id"]))),
                               ["cat.csv: duplicate object_id 100 in rows 0 and 9; expected unique ids"]),
     "catalog-not-utf8": (_latin1_csv, ["cat.csv: not UTF-8 text: byte", "is 0xc9"]),
+    "no-rows": (_no_rows, ["emb.npy: 0 galaxies; expected at least neighbors.k + 1 = 21"]),
+    "catalog-duplicated-header": (_duplicated_catalog_header,
+                                  ["cat.csv: column 'dec' appears twice in the header (columns 3 and 5)"]),
+    "catalog-nan-object-id": (_catalog(lambda c: c.assign(object_id=np.where(c.index == 5, np.nan, c["object_id"]))),
+                              ["cat.csv: column 'object_id' row 5 is nan; expected an id (a number or a string) in every row"]),
+    "catalog-has-umap_x": (_catalog(lambda c: c.assign(umap_x=1.0)),
+                           ["cat.csv: the catalog already has a column 'umap_x', which the build writes (and would "
+                            "overwrite)", "survey.rename = {umap_x = \"umap_x_in\"}"]),
+    "catalog-has-trust": (_catalog(lambda c: c.assign(trust=0.5)),
+                          ["cat.csv: the catalog already has a column 'trust', which the build writes"]),
 }
 
 
@@ -465,12 +596,82 @@ def test_build_refuses_bad_given_inputs_and_leaves_the_atlas_as_it_was(
     assert not (tmp_path / "atlas.run").exists()
 
 
-def test_build_with_nan_embeddings_into_a_new_folder_leaves_nothing(given: Path, tmp_path: Path) -> None:
-    embeddings, catalog = _embeddings(_with_nan)(given, tmp_path)
+@pytest.mark.parametrize("case", ["nan-embeddings", "no-rows", "catalog-has-trust"])
+def test_a_refused_build_into_a_new_folder_leaves_nothing(given: Path, tmp_path: Path, case: str) -> None:
+    write, expected = BUILD_CASES[case]
+    embeddings, catalog = write(given, tmp_path)
     out = tmp_path / "new-atlas"
     refused(run_cli("build", given / "given.toml", "--out", out, "--embeddings", embeddings, "--catalog", catalog),
-            "row 33 has NaN")
-    assert not out.exists()
+            *expected)
+    assert not out.exists()  # no embeddings.npy, no manifest.json: nothing that looks like an atlas
+    assert not (tmp_path / "new-atlas.run").exists()
+
+
+CONFIG_BUILD_CASES = {
+    "missing-label-column": ('[trust]\nlabels = {"spec-z" = "zspec"}\n',
+                             ["cat.csv: trust.labels names column 'zspec' (label kind 'spec-z'), which the catalog lacks"]),
+    "text-label-column": ('[trust]\nlabels = {"morphology" = "type"}\n',
+                          ["cat.csv: trust.labels column 'type' (label kind 'morphology') holds", "expected numbers"]),
+    "missing-probe-column": ('[probes]\nmorphology = ["p_ring"]\n',
+                             ["cat.csv: probes.morphology[0] names column 'p_ring', which the catalog lacks"]),
+    "probe-column-outside-0-1": ('[probes]\nmorphology = ["ra"]\n',
+                                 ["cat.csv: probes.morphology[0] column 'ra' row ",
+                                  "expected a value in [0, 1] (a vote fraction or a 0/1 flag) or a missing value"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_BUILD_CASES))
+def test_build_refuses_label_and_probe_columns_the_catalog_cannot_give(given: Path, tmp_path: Path, case: str) -> None:
+    text, expected = CONFIG_BUILD_CASES[case]
+    config = write_config(tmp_path / "c.toml", "[neighbors]\nk = 20\n" + text)
+    refused(run_cli("build", config, "--out", tmp_path / "atlas", "--embeddings", given / "emb.npy",
+                    "--catalog", given / "cat.csv"), *expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+def test_build_refuses_an_out_folder_that_holds_its_own_inputs(given: Path, atlas_copy: Path, tmp_path: Path) -> None:
+    """The probe's case: an atlas rebuilt from its own embeddings and catalog would re-normalise
+    and rewrite them in place."""
+    before = snapshot(atlas_copy)
+    refused(run_cli("build", given / "given.toml", "--out", atlas_copy, "--embeddings", atlas_copy / EMBEDDINGS,
+                    "--catalog", atlas_copy / CATALOG),
+            f"{atlas_copy / EMBEDDINGS}: the --embeddings file is inside the output folder {atlas_copy}")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(given / "cat.parquet", folder / "catalog.parquet")
+    refused(run_cli("build", given / "given.toml", "--out", folder, "--embeddings", given / "emb.npy",
+                    "--catalog", folder / "catalog.parquet"),
+            f"{folder / 'catalog.parquet'}: the --catalog file is inside the output folder {folder}")
+    config = write_config(tmp_path / "c.toml", survey=write_h5(folder / "survey.h5"))
+    refused(run_cli("build", config, "--out", folder), "survey.h5: the survey (survey.path) is inside the output folder")
+    assert snapshot(atlas_copy) == before
+    assert sorted(p.name for p in folder.iterdir()) == ["catalog.parquet", "survey.h5"]
+
+
+def test_build_refuses_an_out_folder_of_other_files(given: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "draft.tex").write_text("my paper\n")
+    before = snapshot(folder)
+    refused(run_cli("build", given / "given.toml", "--out", folder, "--embeddings", given / "emb.npy",
+                    "--catalog", given / "cat.parquet"),
+            f"{folder}: a folder of 1 other file (draft.tex) and no manifest.json, not an atlas; refusing to write")
+    assert snapshot(folder) == before
+
+
+def test_an_embedding_of_1e38_keeps_its_direction(given: Path, tmp_path: Path) -> None:
+    """Its norm overflows float32: the row is scaled by its largest value first, so it is stored as
+    the unit vector it points along (not zeros), and the twin it points with is its neighbour."""
+    x = np.load(given / "emb.npy")
+    x[7] = x[3] * np.float32(1e38) / np.abs(x[3]).max()  # row 3's direction, at float32's limit
+    np.save(tmp_path / "emb.npy", x)
+    out = tmp_path / "atlas"
+    result = run_cli("build", given / "given.toml", "--out", out, "--embeddings", tmp_path / "emb.npy",
+                     "--catalog", given / "cat.parquet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stored = np.load(out / EMBEDDINGS)
+    np.testing.assert_allclose(stored[7], x[3] / np.linalg.norm(x[3]), atol=1e-6)
+    assert np.load(out / NEIGHBORS)[7, 0] == 3 and np.load(out / NEIGHBORS)[3, 0] == 7
 
 
 def test_an_out_path_that_is_a_file_is_left_alone(given: Path, tmp_path: Path) -> None:
@@ -501,6 +702,27 @@ def test_an_empty_selection_is_not_exported(atlas: Path) -> None:
     catalog = pd.read_parquet(atlas / CATALOG)
     with pytest.raises(GalexploreError, match="the selection is empty: nothing to export"):
         export_selection(catalog, np.array([], dtype=np.int64), "csv")
+
+
+def test_a_csv_export_cannot_run_as_a_spreadsheet_formula(atlas: Path) -> None:
+    """OWASP's CSV injection: text cells (and column names) starting with = + - @, a tab or a
+    carriage return get a leading single quote; number columns stay numbers, negative ones too."""
+    import csv
+    import io
+
+    from galexplore.export import export_selection
+
+    catalog = pd.read_parquet(atlas / CATALOG).head(7).copy()
+    catalog["type"] = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "NGC 4414"]
+    catalog["=HYPERLINK(0)"] = -1.5 * np.arange(7)
+    rows = list(csv.reader(io.StringIO(export_selection(catalog, np.arange(7), "csv").decode("utf-8"), newline="")))
+    header, body = rows[0], rows[1:]
+    assert "'=HYPERLINK(0)" in header and "=HYPERLINK(0)" not in header
+    types = [row[header.index("type")] for row in body]
+    assert types == ["'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tx", "'\rx", "NGC 4414"]
+    numbers = [row[header.index("'=HYPERLINK(0)")] for row in body]
+    assert [float(v) for v in numbers] == (-1.5 * np.arange(7)).tolist() and numbers[1] == "-1.5"
+    np.testing.assert_allclose([float(row[header.index("dec")]) for row in body], catalog["dec"], rtol=1e-12)
 
 
 def _fits(hdu_of: Callable[[], object], rows: int | None = None) -> bytes:

@@ -32,6 +32,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 N = 800
 XSS = "window.__xss = (window.__xss || 0) + 1"
+HOSTILE_COLUMN = f'<img src="y" onerror="{XSS}">band'  # a catalog column's name, shown as a table title
 
 
 def browser_atlas(folder: Path) -> Path:
@@ -45,6 +46,7 @@ def browser_atlas(folder: Path) -> Path:
         "z_spec": np.where(which < 2, 0.05 + 0.1 * which, np.nan),
         "type": np.array(["E", "S0", "Sa", f"<script>{XSS}</script>Sc"])[which],
         "name": [f'<img src="x" onerror="{XSS}">NGC {i}' for i in range(N)],  # catalog text is never markup
+        HOSTILE_COLUMN: [f"b{i}" for i in range(N)],  # too many values to colour by: only in the table
     }).to_parquet(folder / "cat.parquet")
     config = config_from_dict({"name": "browser", "seed": 3, "embed": {"pca_dim": 8}, "neighbors": {"k": 20},
                                "project": {"n_neighbors": 10}, "trust": {"k": 5}, "anomaly": {"k": 5}})
@@ -229,4 +231,39 @@ def test_catalog_markup_never_runs_in_the_page(page, served):
     page.screenshot(path=ARTIFACTS / "browser-escaped.png")
     assert page.evaluate("window.__xss") is None
     assert page.locator('img[src="x"]').count() == 0  # no element was made from catalog text
+    assert page.console_errors == []
+
+
+def test_a_hostile_column_name_is_a_plain_title_in_the_selection_table(page, served):
+    """A column *named* <img onerror=...> was written into the Selection tab's table header as
+    HTML; its title is now escaped text."""
+    _open(page, served)
+    box = _frame(page)
+    page.locator(".bk-tool-icon-box-select").first.click()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=10)
+    page.mouse.up()
+    page.get_by_text("Selection", exact=True).click()
+    _wait_text(page, "800 selected")
+    page.locator(".tabulator").first.wait_for(timeout=15_000)
+    titles = page.locator(".tabulator-col-title").all_inner_texts()
+    page.screenshot(path=ARTIFACTS / "browser-column-title.png")
+    assert HOSTILE_COLUMN in titles, titles  # shown as the text it is
+    assert page.locator('img[src="y"]').count() == 0  # no element made from the name
+    assert page.evaluate("window.__xss") is None
+    assert page.console_errors == []
+
+
+def test_a_url_of_bad_values_opens_the_explorer_with_notes(page, served):
+    """?k=0, ?below=nan, ?galaxy=99999999 gave a blank page; now the explorer opens with the values
+    clamped or ignored, says so, and "Select these" does nothing rather than fail on the server."""
+    _open(page, f"{served}?k=0&below=nan&galaxy=99999999&view=0,inf,0,1")
+    assert "800 galaxies" in _wait_text(page, "800 galaxies")
+    _wait_text(page, re.compile(r"\?k='0': showing 1 similar galaxies"))
+    _wait_text(page, re.compile(r"\?galaxy='99999999': no such galaxy, ignored"))
+    page.get_by_text("Select these").click()
+    page.get_by_text("Selection", exact=True).click()
+    _wait_text(page, "no selection")
+    page.screenshot(path=ARTIFACTS / "browser-bad-url.png")
     assert page.console_errors == []

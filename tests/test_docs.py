@@ -362,3 +362,13 @@ def test_atlas_page_describes_every_file_and_column(sandbox):
         loose = {c for c in added - names if not re.fullmatch(r"trust_\w+|\w+_pred", c)}
         assert not loose, f"{built.parent.name}: columns missing from docs/atlas.md: {sorted(loose)}"
     assert {"trust_<kind>", "<column>_pred", "z_phot", "z_phot_width"} <= names
+
+
+def test_where_panel_serve_is_shown_the_docs_say_it_listens_on_every_interface():
+    """`galexplore serve` listens on 127.0.0.1; a bare `panel serve app/` on every interface."""
+    for page in (ROOT / "README.md", ROOT / "docs" / "serving.md"):
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        assert "panel serve app/" in text
+        assert re.search(r"`panel serve app/`[^.]* listens on every network interface unless it is given "
+                         r"`--address 127\.0\.0\.1`", text), page
+        assert "DNS rebinding" in text, page

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+
+import pandas as pd
 
 from galexplore.config import Config, SurveyConfig
 from galexplore.errors import SurveyError
+from galexplore.io import check_regular_file
 from galexplore.survey.base import Survey
 
 __all__ = ["Survey", "open_path", "open_survey"]
@@ -34,10 +36,7 @@ def open_path(path: str | Path) -> Survey:
             return _open(SurveyConfig(source="fits", bands=()), path, path / "catalog.fits")
         if (path / "catalog.csv").exists():
             # FITS cubes or images? The first row's `file` entry says (the readers check the rest).
-            with open(path / "catalog.csv", encoding="utf-8-sig", errors="replace", newline="") as f:
-                rows = csv.reader(f)
-                first = dict(zip(next(rows, []), next(rows, [])))
-            is_fits = first.get("file", "").strip().lower().endswith((".fits", ".fit", ".fz"))
+            is_fits = _first_file(path / "catalog.csv").strip().lower().endswith((".fits", ".fit", ".fz"))
             source = "fits" if is_fits else "images"
             return _open(SurveyConfig(source=source, bands=()), path, path / "catalog.csv")
         raise SurveyError(
@@ -51,7 +50,20 @@ def open_path(path: str | Path) -> Survey:
     raise SurveyError(f"{path}: unknown survey format '{suffix}'; expected .h5/.hdf5, .fits or an image folder")
 
 
+def _first_file(catalog: Path) -> str:
+    """The first row's `file` entry of a CSV catalog ("" when it has none or cannot be read:
+    the reader then says what is wrong). pandas, not the csv module: a field of any length."""
+    check_regular_file(catalog, "a CSV catalog file", SurveyError)
+    try:
+        first = pd.read_csv(catalog, nrows=1, dtype=str, encoding="utf-8-sig", encoding_errors="replace",
+                            keep_default_na=False)
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return ""
+    return str(first["file"].iloc[0]) if "file" in first and len(first) else ""
+
+
 def _open(cfg: SurveyConfig, path: Path, catalog: Path | None) -> Survey:
+    check_regular_file(path, "a survey file or folder", SurveyError)  # a FIFO would hang the reader
     if cfg.source in ("hdf5", "simulated"):
         from galexplore.survey.hdf5 import HDF5Survey
 

@@ -141,8 +141,21 @@ def check_catalog(catalog: pd.DataFrame, n_images: int, source: str, positions: 
                 f"{source}: catalog has no '{col}' column; found columns: "
                 f"{', '.join(map(str, catalog.columns)) or '(none)'}{hint}"
             )
+    repeated = catalog.columns[catalog.columns.duplicated()]
+    if len(repeated):
+        raise SurveyError(f"{source}: column {str(repeated[0])!r} appears more than once; expected each column name once")
     catalog = catalog.reset_index(drop=True)
-    dup = catalog["object_id"].duplicated(keep=False)
+    ids = catalog["object_id"]
+    missing = ids.isna().to_numpy(dtype=bool)
+    if ids.dtype == object:  # e.g. lists from a Parquet file: not an id, and not hashable
+        missing = missing | ~ids.map(lambda v: isinstance(v, (str, bytes, int, float, np.number))).to_numpy(dtype=bool)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise SurveyError(
+            f"{source}: column 'object_id' row {row} is {_plain(ids.iloc[row])!r}; expected an id "
+            f"(a number or a string) in every row"
+        )
+    dup = ids.duplicated(keep=False)
     if dup.any():
         rows = np.flatnonzero(dup.to_numpy())[:2]
         raise SurveyError(

@@ -8,6 +8,8 @@ each object's image file.
 from __future__ import annotations
 
 import io
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from galexplore.config import SurveyConfig
-from galexplore.errors import SurveyError
+from galexplore.errors import SurveyError, reason
+from galexplore.io import check_regular_file
 from galexplore.survey.base import NO_POSITIONS_HINT, REQUIRED_COLUMNS, rename_columns, standard_columns
 from galexplore.survey.coords import parse_iau_names
 
@@ -29,6 +32,7 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
 
 def read_csv_catalog(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """A UTF-8 CSV catalog as a DataFrame; `text_columns` are kept as strings (file names, ids)."""
+    check_regular_file(path, "a CSV catalog file", SurveyError)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -51,11 +55,19 @@ def parse_csv_catalog(raw: bytes, source: str, text_columns: tuple[str, ...] = (
             f"({exc.reason}); save the catalog as UTF-8"
         ) from None
     try:
-        return pd.read_csv(io.StringIO(text), dtype={c: str for c in text_columns if c}, low_memory=False)
+        table = pd.read_csv(io.StringIO(text), dtype={c: str for c in text_columns if c}, low_memory=False)
+        # pandas renames a repeated header name (ra, ra.1): read the header as written to catch it
+        if any(_MANGLED.fullmatch(str(c)) for c in table.columns):
+            header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, keep_default_na=False)
+            check_unique_columns(header.iloc[0].tolist(), source)
     except pd.errors.EmptyDataError:
         raise SurveyError(f"{source}: the catalog is empty; expected a header row and one row per object") from None
-    except pd.errors.ParserError as exc:
-        raise SurveyError(f"{source}: not a readable CSV catalog ({exc})") from None
+    except (pd.errors.ParserError, ValueError) as exc:  # ValueError: e.g. a number beyond any dtype
+        raise SurveyError(f"{source}: not a readable CSV catalog ({reason(exc)})") from None
+    return table
+
+
+_MANGLED = re.compile(r".+\.\d+")
 
 
 def read_fits_catalog(path: Path | BinaryIO, source: str | None = None) -> Table:
@@ -65,6 +77,8 @@ def read_fits_catalog(path: Path | BinaryIO, source: str | None = None) -> Table
     from astropy.table import Table
 
     source = source or str(path)
+    if isinstance(path, (str, Path)):
+        check_regular_file(path, "a FITS catalog file", SurveyError)
     try:
         with fits.open(path, memmap=False) as hdul:
             for hdu in hdul:
@@ -73,9 +87,9 @@ def read_fits_catalog(path: Path | BinaryIO, source: str | None = None) -> Table
     except FileNotFoundError:
         raise SurveyError(f"{source}: catalog file not found") from None
     except (OSError, ValueError) as exc:
-        raise SurveyError(f"{source}: not a readable FITS file ({exc})") from None
+        raise SurveyError(f"{source}: not a readable FITS file ({reason(exc)})") from None
     except TypeError as exc:  # numpy's, when a header declares more rows than the file holds
-        raise SurveyError(f"{source}: the table header declares more data than the file holds ({exc}); "
+        raise SurveyError(f"{source}: the table header declares more data than the file holds ({reason(exc)}); "
                           f"the file is truncated or corrupt") from None
     raise SurveyError(f"{source}: no table HDU; expected a FITS binary table with one row per object")
 
@@ -85,12 +99,16 @@ def read_parquet_catalog(path: Path | BinaryIO, source: str | None = None) -> pd
     import pyarrow as pa
 
     source = source or str(path)
+    if isinstance(path, (str, Path)):
+        check_regular_file(path, "a Parquet catalog file", SurveyError)
     try:
-        return pd.read_parquet(path, engine="pyarrow")
+        table = pd.read_parquet(path, engine="pyarrow")
     except FileNotFoundError:
         raise SurveyError(f"{source}: catalog file not found") from None
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise SurveyError(f"{source}: not a readable Parquet file ({exc})") from None
+    except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+        raise SurveyError(f"{source}: not a readable Parquet file ({reason(exc)})") from None
+    check_unique_columns(list(table.columns), source)
+    return table
 
 
 def read_catalog_file(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame | Table:
@@ -143,14 +161,35 @@ def file_names(table: pd.DataFrame | Table, file_column: str, source: str) -> np
         )
     files = np.empty(len(values), dtype=object)
     for row, value in enumerate(values):
-        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         if not isinstance(text, str) or not text.strip():
             raise SurveyError(
                 f"{source}: column '{file_column}' row {row} is {value!r}; expected a file name "
                 f"relative to the survey folder"
             )
-        files[row] = text.strip()
+        name = text.strip()
+        # a name that leaves the folder would let a shared catalog read any file on the machine
+        normal = os.path.normpath(name.replace("\\", "/"))
+        if os.path.isabs(normal) or normal == ".." or normal.startswith("../") or "\0" in name:
+            raise SurveyError(
+                f"{source}: column '{file_column}' row {row} is {name!r}, a path outside the survey "
+                f"folder; expected a file name relative to the folder and inside it"
+            )
+        files[row] = name
     return files
+
+
+def check_unique_columns(names: list, source: str) -> None:
+    """Refuse a catalog whose header names a column twice (a reader would keep one, or rename
+    the other, and the wrong values would be used silently)."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(map(str, names)):
+        if name in seen:
+            raise SurveyError(
+                f"{source}: column {name!r} appears twice in the header (columns {seen[name] + 1} and "
+                f"{position + 1}); expected each column name once"
+            )
+        seen[name] = position
 
 
 def catalog_positions(catalog: pd.DataFrame, cfg: SurveyConfig, source: str) -> pd.DataFrame:

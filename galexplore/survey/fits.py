@@ -34,6 +34,7 @@ from astropy.io import fits
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
+from galexplore.io import check_regular_file
 from galexplore.survey.base import Survey, check_catalog, check_cutout_shape
 from galexplore.survey.catalogs import (
     catalog_positions,
@@ -149,6 +150,7 @@ class FitsSurvey(Survey):
             raise SurveyError(f"{where}: the catalog has no rows; expected one row per FITS file")
         # Only the first file's header is read at open; the others are checked when read.
         first = self.path / self._files[0]
+        check_regular_file(first, "a FITS file", SurveyError, f"{first} (catalog row 0, {catalog_path.name})")
         try:
             with fits.open(first, memmap=True, lazy_load_hdus=True) as hdul:
                 index, hdu = _image_hdu(hdul, f"{first} (catalog row 0)")
@@ -199,6 +201,7 @@ class FitsSurvey(Survey):
         """One object's cube from its own file, float32 (C, H, W), checked against the survey."""
         file = self.path / self._files[row]
         where = f"{file} (catalog row {row}, {self.catalog_path.name})"
+        check_regular_file(file, "a FITS file", SurveyError, where)
         try:
             # memmap=False: one small cube is read whole, and scaled integers cannot be mapped.
             with fits.open(file, memmap=False, lazy_load_hdus=True) as hdul:

@@ -32,6 +32,7 @@ from PIL import Image
 
 from galexplore.config import SurveyConfig
 from galexplore.errors import SurveyError
+from galexplore.io import check_regular_file
 from galexplore.survey.base import MAX_CUTOUT_SIDE, Survey, check_catalog
 from galexplore.survey.catalogs import catalog_positions, file_names, read_csv_catalog
 
@@ -100,6 +101,7 @@ class ImageFolderSurvey(Survey):
         """Open one image lazily (header only), refusing unreadable and absurdly large ones."""
         file = self._file(row)
         where = f"{file} (catalog row {row}, {self.catalog_path.name})"
+        check_regular_file(file, "a PNG/JPEG image", SurveyError, where)
         try:
             image = Image.open(file)
         except FileNotFoundError:

@@ -1,0 +1,129 @@
+"""What `galexplore build` refuses before it writes anything.
+
+- an output folder that would overwrite the build's own inputs (an --embeddings, --catalog or
+  survey file inside --out), or that is a folder of other files rather than an atlas;
+- fewer galaxies than the neighbour graph needs (an empty embeddings file above all);
+- a catalog that already has a column the build writes (umap_x, trust, ...), which would be
+  overwritten silently;
+- label and probe columns that the config names but the catalog lacks (a misspelling would
+  build an atlas without labels), and probe columns whose values are not in [0, 1].
+
+Each refusal is one `GalexploreError` naming the file, the key or column and row, and what was
+expected. The defaults of [trust] labels and [probes] morphology name the simulated survey's
+columns; a catalog without them simply has no labels of that kind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from galexplore.config import Config, ProbesConfig, TrustConfig
+from galexplore.errors import GalexploreError
+from galexplore.probes import MORPHOLOGY_COLUMNS, REDSHIFT_COLUMN
+from galexplore.scores import column_name
+
+#: left in an atlas folder by the build itself before its manifest exists (an interrupted first write)
+_OWN_LEFTOVERS = (".work",)
+
+
+def check_out_folder(out: Path, inputs: Mapping[str, Path]) -> None:
+    """Refuse `out` when it holds one of `inputs` (by what they are called: "--embeddings", ...),
+    or is a non-empty folder without an atlas manifest."""
+    from galexplore.atlas import MANIFEST
+
+    where = _absolute(out)
+    for what, path in inputs.items():
+        target = _absolute(path)
+        if target == where or where in target.parents:
+            raise GalexploreError(
+                f"{path}: the {what} is inside the output folder {out}, where the build writes its "
+                f"files (and would overwrite it); expected --out to be another folder"
+            )
+    if out.is_dir() and not (out / MANIFEST).exists():
+        others = sorted(p.name for p in out.iterdir()
+                        if p.name not in _OWN_LEFTOVERS and not (p.name.startswith(".") and p.name.endswith(".partial")))
+        if others:
+            example = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise GalexploreError(
+                f"{out}: a folder of {len(others)} other file{'s' * (len(others) != 1)} ({example}) and no "
+                f"{MANIFEST}, not an atlas; refusing to write an atlas into it. Expected --out to be a new "
+                f"or empty folder, or an atlas to bring up to date"
+            )
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute with symbolic links resolved (as far as it exists)."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def check_galaxy_count(n: int, config: Config, source: str) -> None:
+    """Refuse fewer galaxies than the neighbour graph needs (neighbors.k + 1)."""
+    k = config.neighbors.k
+    if n < k + 1:
+        raise GalexploreError(
+            f"{source}: {n:,} galaxies; expected at least neighbors.k + 1 = {k + 1} (every galaxy "
+            f"needs {k} others as its neighbours)"
+        )
+
+
+def output_columns(config: Config) -> list[str]:
+    """The catalog columns the build itself writes (besides label_availability, which it keeps
+    when the survey has one)."""
+    probed = (REDSHIFT_COLUMN, *config.probes.morphology)
+    return ["umap_x", "umap_y", "anomaly_score", "trust", *(column_name(kind) for kind in config.trust.labels),
+            "z_phot", "z_phot_width", *(f"{column}_pred" for column in probed if column != REDSHIFT_COLUMN)]
+
+
+def check_catalog_columns(catalog: pd.DataFrame, config: Config, source: str) -> None:
+    """Refuse a catalog that has a column the build writes, lacks a label or probe column the
+    config names (other than the defaults), or holds probe values outside [0, 1]."""
+    columns = [str(c) for c in catalog.columns]
+    taken = [c for c in output_columns(config) if c in columns]
+    if taken:
+        raise GalexploreError(
+            f"{source}: the catalog already has a column {taken[0]!r}, which the build writes (and would "
+            f"overwrite); expected a catalog without it: drop it, or keep it under another name with "
+            f"survey.rename = {{{taken[0]} = \"{taken[0]}_in\"}}"
+        )
+    default_labels = set(TrustConfig().labels.values())
+    for kind, column in config.trust.labels.items():
+        if column not in columns:
+            if column not in default_labels:
+                raise GalexploreError(f"{source}: trust.labels names column {column!r} (label kind {kind!r}), "
+                                      f"which the catalog lacks{_near(column, columns)}")
+            continue
+        values = catalog[column]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            raise GalexploreError(f"{source}: trust.labels column {column!r} (label kind {kind!r}) holds "
+                                  f"{values.dtype} values; expected numbers, finite where a galaxy is labelled")
+    default_probes = set(ProbesConfig().morphology) | set(MORPHOLOGY_COLUMNS)
+    for i, column in enumerate(config.probes.morphology):
+        if column not in columns:
+            if column not in default_probes:
+                raise GalexploreError(f"{source}: probes.morphology[{i}] names column {column!r}, which the "
+                                      f"catalog lacks{_near(column, columns)}")
+            continue
+        values = pd.to_numeric(catalog[column], errors="coerce").to_numpy(dtype=np.float64)
+        text = catalog[column].notna().to_numpy() & np.isnan(values)
+        outside = np.isfinite(values) & ((values < 0) | (values > 1))
+        bad = np.flatnonzero(text | outside)
+        if bad.size:
+            row = int(bad[0])
+            value = catalog[column].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise GalexploreError(
+                f"{source}: probes.morphology[{i}] column {column!r} row {row} is {value!r}; "
+                f"expected a value in [0, 1] (a vote fraction or a 0/1 flag) or a missing value"
+            )
+
+
+def _near(column: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(column, columns, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; found columns: {', '.join(columns[:20])}" + \
+        (", ..." if len(columns) > 20 else "")

@@ -589,7 +589,7 @@ def _unit_rows(block: np.ndarray, source: Path, start: int) -> np.ndarray:
     values near float32's limit (1e38, whose squares overflow) keeps its direction, and one of
     tiny values (whose squares underflow) is not taken for zeros.
 
-    >>> _unit_rows(np.array([[3e38, 4e38], [3e-40, -4e-40]], np.float32), Path("e.npy"), 0).round(6).tolist()
+    >>> _unit_rows(np.array([[1.5e38, 2e38], [3e-40, -4e-40]], np.float32), Path("e.npy"), 0).astype(float).round(4).tolist()
     [[0.6, 0.8], [0.6, -0.8]]
     """
     block = np.asarray(block)

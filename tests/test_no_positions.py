@@ -7,6 +7,7 @@ the class), read with pipelines/gz1_dev.toml; its test skips where the folder is
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import sys
@@ -280,7 +281,7 @@ def test_the_explorer_renders_finds_by_id_and_shows_no_sky_line(atlas: Path) -> 
     explorer.search("150.1 +2.2")
     assert explorer.query == 20  # unchanged
     assert explorer.message.visible and explorer.message.alert_type == "danger"
-    assert "no galaxy with object_id '150.1 +2.2', and the atlas has no sky positions" in explorer.message.object
+    assert "no galaxy with object_id '150.1 +2.2', and the atlas has no sky positions" in html.unescape(explorer.message.object)
 
 
 # -- the real case -----------------------------------------------------------------------------------
@@ -299,4 +300,5 @@ def test_the_gz1_dev_preset_reads_the_real_catalog_without_positions(shared_data
         assert catalog["gz1_type"].value_counts().to_dict() == {"elliptical": 2091, "edge-on": 449, "spiral": 382,
                                                                 "merger": 52, "unknown": 25}
         cutout = survey[0]
-        assert cutout.shape == (3, 64, 64) and 0.0 <= cutout.min() < cutout.max() <= 1.0
+        # read at the stored resolution: the preset's crops take the central 64 px of it
+        assert cutout.shape == (3, 212, 212) and 0.0 <= cutout.min() < cutout.max() <= 1.0

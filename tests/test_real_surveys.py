@@ -72,7 +72,10 @@ def ring_subset(shared_data: Path, tmp_path_factory) -> Path:
     subset = pd.concat([catalog[catalog["ring"] == 1].head(SUBSET // 2), catalog[catalog["ring"] == 0].head(SUBSET // 2)])
     folder = tmp_path_factory.mktemp("rings") / "survey"
     folder.mkdir()
-    subset.assign(file=[str(source / f) for f in subset["file"]]).to_csv(folder / "catalog.csv", index=False)
+    (folder / "images").mkdir()
+    for name in subset["file"]:  # linked, not copied; the catalog names files inside the folder
+        (folder / "images" / Path(name).name).symlink_to(source / name)
+    subset.assign(file=["images/" + Path(f).name for f in subset["file"]]).to_csv(folder / "catalog.csv", index=False)
     return folder
 
 

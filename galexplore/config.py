@@ -314,9 +314,29 @@ class ProbesConfig:
     The spectroscopic redshift is always the column ``z_spec`` (map another name onto it with
     survey.rename). `morphology` lists columns of values in [0, 1], Galaxy Zoo vote fractions or
     0/1 flags such as a ring label, each probed with a logistic into ``<column>_pred``.
+    `categorical` lists class columns (strings or integers, e.g. Galaxy Zoo 1's ``gz1_type``),
+    each probed with a multinomial logistic into ``<column>_pred`` and ``<column>_prob``; a row
+    whose value is empty or one of `unlabelled` has no label.
     """
 
     morphology: tuple[str, ...] = ("p_features", "p_edge_on")
+    categorical: tuple[str, ...] = ()
+    unlabelled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    """The report card (`galexplore.evaluate.atlas_card`): every label column scored on the
+    atlas's representations next to raw-pixel PCA and the same network untrained.
+
+    `rows` labelled galaxies at most (a seeded sample) are scored, the same rows in every space;
+    0 leaves the card out. `baselines` false scores the atlas's representations alone (no images
+    are read again); `linear` false leaves out the linear probes (the kNN scores stay).
+    """
+
+    rows: int = field(default=5000, metadata=_range(ge=0, le=100_000, why="the kNN scores compare every pair of rows"))
+    baselines: bool = True
+    linear: bool = True
 
 
 @dataclass(frozen=True)
@@ -336,6 +356,7 @@ class Config:
     trust: TrustConfig = field(default_factory=TrustConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     base_dir: str = field(default=".", metadata={"internal": True})  # the config file's folder
 
     def resolve(self, path: str) -> Path:
@@ -429,6 +450,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
             raise ConfigError(
                 f"{source}: probes.morphology[{i}] = {column!r}: expected a catalog column of values "
                 f"in [0, 1], other than z_spec (the redshift probe's) and listed once"
+            )
+    probed = ["z_spec", *cfg.probes.morphology]
+    for i, column in enumerate(cfg.probes.categorical):
+        if not column or column in probed or column in cfg.probes.categorical[:i]:
+            raise ConfigError(
+                f"{source}: probes.categorical[{i}] = {column!r}: expected a catalog column of "
+                f"classes, not z_spec or a probes.morphology column, and listed once"
             )
     for key, value in (("project.n_neighbors", cfg.project.n_neighbors - 1), ("anomaly.k", cfg.anomaly.k)):
         if value > cfg.neighbors.k:

@@ -405,6 +405,7 @@ class Explorer(param.Parameterized):
             pn.widgets.Checkbox.from_param(self.param.trust_overlay, label="shade galaxies far from labelled data"),
             pn.widgets.FloatSlider.from_param(self.param.trust_threshold, label="trust below"),
             *self._trust_note(),
+            *self._card_panel(),
             pn.pane.Markdown("**Find a galaxy**"), find_box,
             pn.widgets.RadioButtonGroup.from_param(self.param.mode, label="a new lasso"),
             pn.Row(clear, similar_button),
@@ -421,6 +422,18 @@ class Explorer(param.Parameterized):
             return []
         return [pn.pane.Markdown(f"*trust is undefined: {html.escape(note)}; set `[trust] labels` and rebuild*",
                                  sizing_mode="stretch_width")]
+
+    def _card_panel(self) -> list:
+        """How good is this map: the report card's verdict (the encoder against raw pixels and the
+        untrained network on this atlas's labels) and its health, folded under the trust controls."""
+        lines = self.data.card_lines()
+        if lines is None:
+            return []
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        body = pn.pane.HTML(f"<ul style='padding-left:1.2em;margin:0'>{items}</ul>"
+                            "<small><code>galexplore evaluate ATLAS</code> prints the whole card</small>",
+                            sizing_mode="stretch_width")
+        return [pn.Card(body, title="How good is this map", collapsed=True, sizing_mode="stretch_width")]
 
     def selection_panel(self) -> pn.Column:
         return pn.Column(

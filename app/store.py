@@ -128,6 +128,18 @@ class AtlasData:
         notes = (self.atlas.stages.get("scores") or {}).get("notes") or {}
         return str(notes.get("trust") or "no galaxy has a trust value")
 
+    def card_lines(self) -> list[str] | None:
+        """The report card in a few sentences (plain text), or None for an atlas without one."""
+        from galexplore.evaluate.atlas_card import summary_lines
+
+        result = (self.atlas.stages.get("card") or {}).get("card")
+        if not isinstance(result, dict):
+            return None
+        try:
+            return summary_lines(result) or ["no label column to score"]
+        except (KeyError, TypeError, ValueError):  # a card of another shape (a hand-edited manifest)
+            return ["the report card in this atlas's manifest could not be read"]
+
     def has_missing(self, column: str) -> bool:
         """Whether some galaxies have no value (NaN) in a numeric column."""
         key = f"missing:{column}"

@@ -1,6 +1,6 @@
 """`galexplore build`: every pipeline stage, in order, into one atlas folder.
 
-    simulate -> train -> embed -> reduce -> neighbors -> project -> scores -> probes -> catalog
+    simulate -> train -> embed -> reduce -> neighbors -> project -> scores -> probes -> catalog -> card
 
 Each stage has a fingerprint: a hash of the config tables it reads and of its inputs' own
 fingerprints (a file's is its size plus its first and last MiB). A stage whose fingerprint is
@@ -15,6 +15,7 @@ writes the atlas and runs the stages after the embedding.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -38,7 +39,7 @@ from galexplore.io import atomic_path, check_regular_file
 from galexplore.probes import CROSS_FIT_FOLDS
 from galexplore.training.trainer import Distributed
 
-STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "probes", "catalog")
+STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "probes", "catalog", "card")
 WORK = ".work"  # inside the atlas: resumable chunks of unfinished stages (removed when done)
 
 
@@ -492,9 +493,68 @@ class _Builder:
         catalog_fp = fingerprint("catalog", self.fingerprints["project"], self.fingerprints["scores"], self.fingerprints["probes"],
                                  self.fingerprints.get("train"), writer.manifest.get("provenance", {}).get("embeddings"))
         self._stage("catalog", catalog_fp, ("catalog.parquet",), run_catalog)
+        self._card(reduce)
         writer.set_summary({"n_objects": self.n, "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)}
                                                             for r in self.reports}})
         writer.commit()
+
+
+    def _card(self, reduced: bool) -> None:
+        """The report card (see `galexplore.evaluate.atlas_card`), into the manifest."""
+        cfg = self.config
+        if cfg.card.rows == 0:
+            self.writer.manifest["stages"].pop("card", None)
+            self._not_needed("card", "card.rows = 0")
+            return
+        from_survey = "survey" in self.writer.manifest.get("provenance", {})
+        baselines = cfg.card.baselines and from_survey
+        card_fp = fingerprint("card", self.fingerprints["embed"], self.fingerprints["reduce"] if reduced else None,
+                              _table(cfg, "card"), _table(cfg, "probes"), cfg.seed, baselines)
+
+        def run_card() -> dict[str, Any]:
+            from galexplore.evaluate.atlas_card import report_card
+
+            reader = self.writer.reader()
+            with contextlib.ExitStack() as stack:
+                functions = self._baselines(stack, reader) if baselines else {}
+                result = report_card(cfg, self.source_catalog(), reader.embeddings,
+                                     reader.reduced if reduced else None, functions, log=self.log)
+            if not baselines:
+                result["baselines_note"] = ("card.baselines = false" if from_survey else
+                                            "built from given embeddings: no images to read for the baselines")
+            scored = [c for c, e in result["labels"].items() if "note" not in e]
+            detail = (f"{len(scored)} label columns on {result['protocol']['rows']:,} galaxies in "
+                      f"{', '.join(result['spaces'])}" if scored else "no label column to score")
+            return {"card": result, "detail": detail}
+
+        self._stage("card", card_fp, (), run_card)
+
+    def _baselines(self, stack: contextlib.ExitStack, reader: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """The report card's pixel and untrained-network representations of catalog rows, from
+        the survey (opened on `stack`) with the encoder's normalisation and the embed crop."""
+        import torch
+
+        from galexplore.embed import load_encoder_arrays, represent
+        from galexplore.evaluate.atlas_card import PIXEL_DIM
+        from galexplore.evaluate.baselines import pixel_pca
+        from galexplore.evaluate.card import unit_rows
+        from galexplore.models import build_encoder
+        from galexplore.survey import open_survey
+
+        cfg = self.config
+        survey = stack.enter_context(open_survey(cfg))
+        _, enc_cfg, normalization = load_encoder_arrays(
+            reader.npz("encoder.npz"), reader.json("encoder.json"), str(self.out / "encoder.npz"))
+        crop = cfg.embed.crop_size or enc_cfg.augment.crop_size
+
+        def untrained(rows: np.ndarray) -> np.ndarray:
+            torch.manual_seed(cfg.seed)
+            net = build_encoder(cfg.model, in_channels=survey.shape[0]).to(memory_format=torch.channels_last)
+            x = represent(net, survey, rows, normalization, crop, torch.device("cpu"), batch_size=cfg.embed.batch_size)
+            return unit_rows(x - x.mean(axis=0)) if cfg.embed.center else x  # read out as the atlas is
+
+        return {"pixels": lambda rows: pixel_pca(survey, rows, normalization, crop, PIXEL_DIM, cfg.seed),
+                "untrained": untrained}
 
 
 # -- helpers -------------------------------------------------------------------------------------

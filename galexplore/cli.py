@@ -68,15 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_train)
 
     for verb, *what in (
-        ("evaluate", "kNN photo-z and morphology of a trained encoder vs. untrained and pixel PCA",
-         "On held-out labelled galaxies: kNN photo-z and morphology of the trained encoder against "
-         "the same architecture untrained and raw-pixel PCA."),
+        ("evaluate", "an atlas's report card, or a trained encoder vs. untrained and pixel PCA",
+         "Given an atlas: print its report card (every label column scored by kNN and a linear "
+         "probe on the atlas's representations, raw-pixel PCA and the same network untrained; "
+         "health and search-space figures). Given a run folder or encoder.pt: kNN photo-z and "
+         "morphology of the trained encoder against the same architecture untrained and raw-pixel PCA."),
         ("invariance", "how invariant the representations are to each augmentation",
          "Per augmentation: the mean cosine similarity of two views of the same galaxy against "
          "two different galaxies."),
     ):
         p = verbs.add_parser(verb, help=what[0], description=what[1])
-        p.add_argument("encoder", type=Path, help="a run folder or its encoder.pt")
+        p.add_argument("encoder", type=Path, help="a run folder or its encoder.pt" +
+                       (", or an atlas folder" if verb == "evaluate" else ""))
         p.add_argument("--survey", type=Path, help="the survey (default: the one it was trained on)")
         p.add_argument("--device", help="cpu, cuda or cuda:N")
         p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -239,7 +242,7 @@ def _train(args: argparse.Namespace) -> int:
 
     def show(record: dict) -> None:
         if "monitor" in record:
-            _status(f"step {record['step']}: kNN monitor {json.dumps(record['monitor'])}", final=True)
+            _status(f"step {record['step']}: {monitor_line(record['monitor'])}", final=True)
         else:
             _status(
                 f"step {record['step']} epoch {record['epoch']} loss {record['loss']:.4f} "
@@ -432,6 +435,10 @@ def _report_on_encoder(args: argparse.Namespace, compute, render) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from galexplore.atlas import MANIFEST
+
+    if (args.encoder / MANIFEST).is_file():
+        return _evaluate_atlas(args)
     from galexplore.evaluate.baselines import compare_with_baselines
 
     def render(result: dict) -> None:
@@ -447,6 +454,46 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:<16}" + "".join(cells))
 
     return _report_on_encoder(args, compare_with_baselines, render)
+
+
+def monitor_line(monitor: dict) -> str:
+    """One line of a training monitor record: each label's headline kNN figure, then the health.
+
+    >>> monitor_line({"z_spec": {"sigma_mad": 0.031, "n": 900}, "gz1_type": {"balanced_accuracy": 0.44},
+    ...               "health": {"random_cosine": {"mean": 0.02}, "effective_rank": 11.9, "alignment": 0.61,
+    ...                          "flags": []}})
+    'kNN z_spec sigma_mad 0.0310, gz1_type balanced_accuracy 0.440; random cosine 0.020, effective rank 11.9, alignment 0.610'
+    """
+    parts = []
+    for column, scores in monitor.items():
+        metric = next((m for m in ("balanced_accuracy", "sigma_mad", "auc", "accuracy") if m in scores), None)
+        if column != "health" and metric:
+            parts.append(f"{column} {metric} {scores[metric]:.{4 if metric == 'sigma_mad' else 3}f}")
+    line = "kNN " + ", ".join(parts) if parts else "kNN: no labels"
+    health = monitor.get("health")
+    if health:
+        line += (f"; random cosine {health['random_cosine']['mean']:.3f}, effective rank {health['effective_rank']:.1f}"
+                 + (f", alignment {health['alignment']:.3f}" if "alignment" in health else ""))
+        line += "".join(f"; {flag}" for flag in health.get("flags", []))
+    return line
+
+
+def _evaluate_atlas(args: argparse.Namespace) -> int:
+    """Print the report card the build stored in the atlas's manifest."""
+    import json
+
+    from galexplore.atlas import open_atlas
+    from galexplore.errors import GalexploreError
+    from galexplore.evaluate.atlas_card import card_text
+
+    atlas = open_atlas(args.encoder)
+    result = (atlas.stages.get("card") or {}).get("card")
+    if not isinstance(result, dict):
+        raise GalexploreError(f"atlas {args.encoder}: no report card (built before the report card existed, or "
+                              f"with card.rows = 0); run `galexplore build CONFIG --out {args.encoder}` with "
+                              f"card.rows > 0: only the card stage runs")
+    print(json.dumps(result) if args.json else card_text(result))
+    return 0
 
 
 def _invariance(args: argparse.Namespace) -> int:

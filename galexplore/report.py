@@ -195,6 +195,35 @@ def probes_section(atlas: Atlas, folder: Path) -> Section:
     return Section("Held-out probe metrics", note + table(pd.DataFrame(rows)), [])
 
 
+def card_section(atlas: Atlas, folder: Path) -> Section:
+    """The report card: each label scored on the encoder's representations, raw pixels and the
+    untrained network, with the representations' health."""
+    from galexplore.evaluate.atlas_card import card_frame, summary_lines
+
+    result = (atlas.stages.get("card") or {}).get("card")
+    if not isinstance(result, dict):
+        raise SectionSkipped("the manifest has no report card (the card stage has not run, or card.rows = 0)")
+    protocol = result["protocol"]
+    parts = ["<ul class='verdict'>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(result)) + "</ul>",
+             f"<p class='note'>kNN: k = {protocol['k']} by cosine similarity, stratified {protocol['folds']}-fold over "
+             f"{protocol['rows']:,} labelled galaxies (seed {protocol['seed']}), the same galaxies and folds in every "
+             f"space; linear: a logistic (classes, vote fractions over 0.5) or ridge (redshift) probe on the same folds; "
+             f"p@10: the share of a galaxy's 10 most similar labelled galaxies in its class.</p>"]
+    if result.get("baselines_note"):
+        parts.append(f"<p class='note'>No baselines: {html.escape(result['baselines_note'])}.</p>")
+    for column, entry in result["labels"].items():
+        if "note" in entry:
+            continue
+        parts.append(f"<h3>{html.escape(column)} ({html.escape(entry['kind'])}, {entry['n']:,} labelled)</h3>")
+        parts.append(table(card_frame(result, column).rename_axis("space").reset_index(), "{:.3f}"))
+    rows = [{"space": name, "random pair cosine": h["random_cosine"]["mean"], "nearest cosine": h["neighbour_cosine"]["first"],
+             "effective rank": h["effective_rank"], "dims": h["dim"], "uniformity": h["uniformity"],
+             "flags": "; ".join(h["flags"]) or "none"} for name, h in result.get("health", {}).items()]
+    if rows:
+        parts.append("<h3>Health</h3>" + table(pd.DataFrame(rows), "{:.3f}"))
+    return Section("Report card: the encoder against pixels", "\n".join(parts), [])
+
+
 def maps_section(atlas: Atlas, folder: Path) -> Section:
     """The UMAP map coloured by redshift, by morphology and by which labels a galaxy has."""
     catalog = atlas.catalog
@@ -507,7 +536,7 @@ def ablation_section(atlas: Atlas, folder: Path) -> Section:
 
 
 #: the report's sections, in order; append to add one
-SECTIONS: list[SectionFunction] = [overview_section, probes_section, maps_section, photoz_section, trust_section, label_sweep_section, ablation_section,
+SECTIONS: list[SectionFunction] = [overview_section, card_section, probes_section, maps_section, photoz_section, trust_section, label_sweep_section, ablation_section,
                                    anomalies_section]
 
 _STYLE = """

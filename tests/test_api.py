@@ -274,3 +274,40 @@ def test_explorer_is_a_panel_object(atlas):
     assert isinstance(layout, pn.viewable.Viewable)
     with pytest.raises(ValueError):
         atlas.explorer(k=1000)  # the app's own bounds
+
+
+def test_the_atlas_carries_its_report_card_into_the_cli_the_report_and_the_page(built, atlas, capsys, tmp_path):
+    from galexplore.cli import main
+    from galexplore.report import write_report
+
+    result = atlas.manifest["stages"]["card"]["card"]
+    assert result["spaces"] == ["encoder", "search", "pixels", "untrained"]  # pca_dim = 8: a search space
+    z = result["labels"]["z_spec"]
+    n_spec = int(atlas.catalog["z_spec"].notna().sum())
+    assert z["kind"] == "redshift" and z["n"] == n_spec
+    for space in result["spaces"]:
+        assert z[space]["n"] == n_spec and np.isfinite(z[space]["knn"]["sigma_mad"])
+        assert np.isfinite(z[space]["linear"]["sigma_mad"])
+    assert set(result["health"]) == {"encoder", "pixels", "untrained"}
+    assert result["health"]["encoder"]["n"] == len(atlas.catalog) and isinstance(result["health"]["encoder"]["flags"], list)
+    assert 0.0 <= result["search_agreement"]["top10"] <= 1.0 and result["search_agreement"]["dims"] == [512, 8]
+    assert set(result["verdict"]["z_spec"]) >= {"metric", "encoder", "pixels", "vs_pixels", "untrained", "vs_untrained"}
+
+    assert main(["evaluate", str(built[0])]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("report card: kNN (k = 20") and "raw-pixel PCA-128" in printed
+    assert "same network, untrained" in printed and "search space: 8 of 512 dims keeps" in printed
+
+    page = write_report(atlas, tmp_path / "report").read_text()
+    assert "Report card: the encoder against pixels" in page and "z_spec: kNN sigma mad" in page
+
+    import panel as pn
+
+    atlas.explorer()  # puts the app's modules on the path, as the notebook path does
+    from explorer import Explorer
+    from store import load
+
+    controls = Explorer(load(built[0])).controls()
+    cards = [c for c in controls if isinstance(c, pn.Card)]
+    assert len(cards) == 1 and cards[0].title == "How good is this map"
+    assert "z_spec: kNN sigma mad" in cards[0][0].object

@@ -111,7 +111,7 @@ def test_rerun_skips_every_stage_and_a_change_reruns_only_what_depends_on_it(giv
     shutil.copytree(reference, out)
     again = _build(given, out)
     assert {r.name: r.status for r in again.stages if r.status != "not needed"} == dict.fromkeys(
-        ("embed", "reduce", "neighbors", "project", "scores", "probes", "catalog"), "skipped")
+        ("embed", "reduce", "neighbors", "project", "scores", "probes", "catalog", "card"), "skipped")
     changed = _build(given, out, small_config(project={"min_dist": 0.5}))
     ran = [r.name for r in changed.stages if r.status == "ran"]
     assert ran == ["project", "catalog"]

@@ -39,7 +39,7 @@ def test_a_run_writes_its_files_and_finishes(tmp_path: Path) -> None:
     for key in ("lr", "images_per_s", "pos_similarity", "neg_similarity"):
         assert all(np.isfinite(r[key]) for r in log if "loss" in r)
     monitor = [r["monitor"] for r in log if "monitor" in r]
-    assert len(monitor) == 2 and {"redshift", "morphology"} <= set(monitor[-1])
+    assert len(monitor) == 2 and {"z_spec", "p_features", "health"} <= set(monitor[-1])
 
 
 def test_resume_gives_the_bitwise_same_next_loss(tmp_path: Path) -> None:

@@ -110,9 +110,11 @@ def flags(figures: dict[str, Any]) -> list[str]:
         found.append(f"collapsed: random pairs of galaxies have a mean cosine similarity of {mean_cos:.3f} "
                      f"(healthy: at most {COLLAPSE_RANDOM_COSINE})")
     rank = figures["effective_rank"]
-    if rank < min(COLLAPSE_EFFECTIVE_RANK, figures["dim"]):
+    # n rows span at most n - 1 directions: a small sample is held to half of that
+    least = min(COLLAPSE_EFFECTIVE_RANK, figures["dim"], figures["n"] // 2)
+    if rank < least:
         found.append(f"collapsed: the representations' effective rank is {rank:.1f} of {figures['dim']} "
-                     f"(healthy: at least {COLLAPSE_EFFECTIVE_RANK:g})")
+                     f"(healthy: at least {least:g})")
     if figures["uniformity"] > COLLAPSE_UNIFORMITY:
         found.append(f"collapsed: uniformity {figures['uniformity']:.2f} (healthy: at most {COLLAPSE_UNIFORMITY})")
     return found

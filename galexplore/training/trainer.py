@@ -33,7 +33,6 @@ from galexplore.augment import build_augmentations
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml, write_resolved
 from galexplore.embed import ENCODER_FORMAT, represent
 from galexplore.errors import GalexploreError
-from galexplore.evaluate.knn import knn_scores
 from galexplore.io import atomic_write_text, remove_partials
 from galexplore.models import MoCo
 from galexplore.models.distributed import shuffled_keys
@@ -53,7 +52,8 @@ from galexplore.training.schedule import cosine_lr
 
 CHECKPOINT_FORMAT = "galexplore-moco/1"
 KEEP_CHECKPOINTS = 2
-MONITOR_ROWS = 2000  # labelled galaxies used by the kNN monitor (70% reference, 30% held out)
+MONITOR_ROWS = 2000  # labelled galaxies used by the kNN monitor (scored 5-fold, as on the report card)
+ALIGNMENT_ROWS = 256  # of them, augmented twice for the monitor's alignment figure
 MONITOR_K = 20
 
 
@@ -103,12 +103,20 @@ def step_generator(seed: int, rank: int, step: int, device: torch.device) -> tor
     return g
 
 
-def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of up to `n` labelled galaxies and which of them are the kNN reference (70%)."""
+def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS,
+                  config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of up to `n` labelled galaxies and which of them are the kNN reference (70%).
+
+    Labelled: carrying any label the config declares (`evaluate.atlas_card.label_columns`;
+    without a config, z_spec or p_features)."""
+    from galexplore.evaluate.atlas_card import label_columns, labelled as has_label
+
+    columns = label_columns(config, catalog) if config is not None else [
+        (c, "redshift") for c in ("z_spec", "p_features") if c in catalog]
+    unlabelled = config.probes.unlabelled if config is not None else ()
     labelled = np.zeros(len(catalog), dtype=bool)
-    for col in ("z_spec", "p_features"):
-        if col in catalog:
-            labelled |= np.isfinite(np.asarray(catalog[col], dtype=np.float64))
+    for column, kind in columns:
+        labelled |= has_label(catalog[column], kind, unlabelled)
     rows = np.flatnonzero(labelled)
     rng = np.random.default_rng([seed, 0x3017])
     rows = np.sort(rng.permutation(rows)[:n])
@@ -190,7 +198,7 @@ def train(
             remove_partials(folder)  # a checkpoint or log being written when the last run was killed
     logger = _RunLog(run / "train_log.jsonl", log, enabled=dist.is_main)
     kept = logger.forget_after(step) if dist.is_main else []  # records of steps a resumed run will redo
-    monitor_rows, monitor_ref = monitor_split(survey.catalog, config.seed)
+    monitor_rows, _ = monitor_split(survey.catalog, config.seed, config=config)
     dataset = CutoutBatches(survey)
     last_loss, monitor = (math.nan if state is None else float(state.get("loss", math.nan))), {}
     tick, tick_step = time.perf_counter(), step
@@ -198,7 +206,7 @@ def train(
     def evaluate_at_epoch_end() -> dict[str, Any]:
         """The kNN monitor, logged, at the end of an epoch (or of the run); else the last one."""
         if (step % steps_per_epoch == 0 or step >= stop) and len(monitor_rows) and dist.is_main:
-            found = _monitor(model, survey, monitor_rows, monitor_ref, normalization, config, device)
+            found = _monitor(model, survey, monitor_rows, augment, normalization, config, device)
             logger.write({"step": step, "epoch": step // steps_per_epoch, "monitor": found})
             return found
         return monitor
@@ -278,11 +286,39 @@ def _average_buffers(model: MoCo, dist: Distributed) -> None:
 
 
 def _monitor(
-    model: MoCo, survey: Survey, rows: np.ndarray, is_reference: np.ndarray,
+    model: MoCo, survey: Survey, rows: np.ndarray, augment: Any,
     normalization: Normalization, config: Config, device: torch.device,
 ) -> dict[str, Any]:
+    """kNN scores (the report card's protocol, without the linear probes) of every label the
+    config declares, and the health of the representations (read out as the atlas will: centred
+    where embed.center), with the alignment of two augmented views of the first galaxies."""
+    from galexplore.evaluate import card
+    from galexplore.evaluate.atlas_card import label_columns, labelled, score_label
+    from galexplore.evaluate.health import alignment, health
+
     reps = represent(model.encoder, survey, rows, normalization, config.augment.crop_size, device)
-    return knn_scores(reps, survey.catalog.iloc[rows].reset_index(drop=True), is_reference, k=MONITOR_K)
+    mean = reps.mean(axis=0) if config.embed.center else np.zeros(reps.shape[1], dtype=np.float32)
+    reps = card.unit_rows(reps - mean)
+    catalog = survey.catalog.iloc[rows].reset_index(drop=True)
+    found: dict[str, Any] = {}
+    for column, kind in label_columns(config, catalog):
+        mask = labelled(catalog[column], kind, config.probes.unlabelled)
+        if mask.sum() >= 2 * card.FOLDS:
+            scores = score_label(reps[mask], catalog[column].to_numpy()[mask], kind, config.seed, linear=False)
+            found[column] = {"n": scores["n"], **scores.get("knn", {}),
+                             **({"precision_at_10": scores["precision_at_10"]} if "precision_at_10" in scores else {})}
+    views = torch.from_numpy(survey.read(rows[:ALIGNMENT_ROWS])).to(device)
+    gen = step_generator(config.seed, 0, 1 << 40, device)  # a step never trained: the same views every time
+    was_training = model.encoder.training
+    model.encoder.eval()
+    with torch.inference_mode():
+        a, b = (card.unit_rows(card.unit_rows(model.encoder(v).float().cpu().numpy()) - mean)
+                for v in augment.view_pair(views, gen))
+    model.encoder.train(was_training)
+    figures = health(reps, config.seed, alignment_value=alignment(a, b) if len(rows) else None)
+    found["health"] = {key: figures[key] for key in ("uniformity", "alignment", "random_cosine", "neighbour_cosine",
+                                                     "effective_rank", "flags") if key in figures}
+    return found
 
 
 def _load_compatible(path: Path, config: Config, bands: tuple[str, ...]) -> dict[str, Any]:

@@ -312,7 +312,7 @@ def test_a_url_value_is_clamped_or_ignored_with_a_note(query, values, note):
     assert state.notes == [note] or state.notes[0].startswith(note), state.notes
 
 
-def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_select_these_does_nothing(atlas):
+def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_so_does_select_these(atlas):
     from explorer import Explorer
     from store import load
 
@@ -321,6 +321,7 @@ def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_select_these_d
     assert "galaxy row 99999999 is not in this atlas" in explorer.message.object
     explorer.select_similar()  # the "Select these" button
     assert len(explorer.selection) == 0
+    assert explorer.message.object.startswith("no galaxy chosen, so none similar to select: click one on the map")
 
 
 def test_the_page_renders_whatever_the_url_holds(atlas, monkeypatch):

@@ -310,6 +310,8 @@ class Explorer(param.Parameterized):
     def select_similar(self, *_: object) -> None:
         """The query and its similar galaxies become (or join) the selection."""
         if not 0 <= self.query < self.data.n:
+            self._say(f"no galaxy chosen, so none similar to select: click one on the map or find one by "
+                      f"{self._findable().replace('`', '')} first", "info")
             return
         rows, _ = self._similar(self.query)
         self.set_selection(combine(self.selection, np.append(rows, self.query), self.mode))

@@ -9,8 +9,9 @@ localhost:PORT, when none is given; BOKEH_ALLOW_WS_ORIGIN when set) and answers 
 with 403 before any handler runs.
 
 `guard_hosts` wraps Bokeh's Tornado application class once per process: app/setup.py calls it
-before the server is made (`galexplore serve`), and app/main.py when a bare `panel serve app/`
-runs the app, so every request after that first page is checked.
+before the server is made (`galexplore serve`), app/app_hooks.py when a bare `panel serve app/`
+loads the app (before its first request), and app/main.py with the first page of a
+`panel serve app/main.py`, which has neither.
 """
 
 from __future__ import annotations

@@ -69,6 +69,6 @@ def page() -> pn.viewable.Viewable:
 
 
 if __name__.startswith("bokeh_app"):  # run by `panel serve`, not imported by setup.py or tests
-    guard_hosts()  # when served without app/setup.py: from the first page on
+    guard_hosts()  # `panel serve app/main.py` runs neither setup.py nor app_hooks.py: from the first page on
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
     page().servable(title="galexplore")

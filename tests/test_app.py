@@ -312,7 +312,7 @@ def test_a_url_value_is_clamped_or_ignored_with_a_note(query, values, note):
     assert state.notes == [note] or state.notes[0].startswith(note), state.notes
 
 
-def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_select_these_does_nothing(atlas):
+def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_so_does_select_these(atlas):
     from explorer import Explorer
     from store import load
 
@@ -321,6 +321,7 @@ def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_select_these_d
     assert "galaxy row 99999999 is not in this atlas" in explorer.message.object
     explorer.select_similar()  # the "Select these" button
     assert len(explorer.selection) == 0
+    assert explorer.message.object.startswith("no galaxy chosen, so none similar to select: click one on the map")
 
 
 def test_the_page_renders_whatever_the_url_holds(atlas, monkeypatch):
@@ -429,30 +430,40 @@ def test_the_app_helpers_examples_run():
         assert tried > 0 and failed == 0, module.__name__
 
 
-@pytest.fixture(scope="module")
-def server(atlas):
-    """The app served as `galexplore serve` serves it, on a free port: yields the port."""
+def _free_port() -> int:
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serving(command: list[str], port: int):
+    """Start `command` (a server on `port`) and return its process once /app answers."""
     import subprocess
     import time
     import urllib.request
 
-    from galexplore.cli import serve_command
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(serve_command(Path(atlas), port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=30)
-            break
+            return process
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
                 raise
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def server(atlas):
+    """The app served as `galexplore serve` serves it, on a free port: yields the port."""
+    from galexplore.cli import serve_command
+
+    port = _free_port()
+    process = _serving(serve_command(Path(atlas), port), port)
     yield port
     process.terminate()
     process.wait(timeout=30)
@@ -501,3 +512,32 @@ def test_dns_rebinding_a_foreign_host_is_refused_page_and_websocket(server):
     assert _request(server, "/app", host=ours)[0] == 200
     assert _request(server, "/app/ws", host=ours, origin=f"http://{ours}", websocket=True)[0] != 403
 
+
+
+def test_a_bare_panel_serve_refuses_a_foreign_host_from_its_first_request(tmp_path):
+    """No app/setup.py: app/app_hooks.py installs the Host check when the server loads the app, so
+    even the first page asked for (before main.py has run once) is refused to a rebinding host."""
+    import socket
+    import subprocess
+    import time
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(APP), "--port", str(port),
+                                "--address", "127.0.0.1", "--args", "--atlas", str(tmp_path / "none")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # listening; no page asked for yet
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        evil = f"evil.example:{port}"
+        status, body = _request(port, "/app", host=evil, origin=f"http://{evil}")
+        assert status == 403 and f"Host '{evil}' is not allowed" in body
+        assert _request(port, "/nowhere", host=f"localhost:{port}")[0] == 404  # its own host gets past the check
+    finally:
+        process.kill()  # nothing of it to keep: no need to wait for a clean shutdown
+        process.wait(timeout=30)

@@ -659,19 +659,41 @@ def test_build_refuses_an_out_folder_of_other_files(given: Path, tmp_path: Path)
     assert snapshot(folder) == before
 
 
-def test_an_embedding_of_1e38_keeps_its_direction(given: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def odd_build(given: Path, tmp_path_factory) -> tuple[np.ndarray, Path]:
+    """One build (the UMAP is most of its seconds) from odd but valid inputs: embedding row 7 is
+    row 3's direction at float32's limit (1e38), and the catalog has a list-valued column.
+    (the given embeddings, the atlas)."""
+    folder = tmp_path_factory.mktemp("odd")
+    x = np.load(given / "emb.npy")
+    x[7] = x[3] * np.float32(1e38) / np.abs(x[3]).max()
+    np.save(folder / "emb.npy", x)
+    catalog = pd.read_parquet(given / "cat.parquet")
+    catalog["bands_seen"] = [["g", "r"] if i % 2 else ["z"] for i in range(N)]
+    catalog.to_parquet(folder / "cat.parquet", index=False)
+    result = run_cli("build", given / "given.toml", "--out", folder / "atlas", "--embeddings", folder / "emb.npy",
+                     "--catalog", folder / "cat.parquet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return x, folder / "atlas"
+
+
+def test_an_embedding_of_1e38_keeps_its_direction(odd_build: tuple[np.ndarray, Path]) -> None:
     """Its norm overflows float32: the row is scaled by its largest value first, so it is stored as
     the unit vector it points along (not zeros), and the twin it points with is its neighbour."""
-    x = np.load(given / "emb.npy")
-    x[7] = x[3] * np.float32(1e38) / np.abs(x[3]).max()  # row 3's direction, at float32's limit
-    np.save(tmp_path / "emb.npy", x)
-    out = tmp_path / "atlas"
-    result = run_cli("build", given / "given.toml", "--out", out, "--embeddings", tmp_path / "emb.npy",
-                     "--catalog", given / "cat.parquet")
-    assert result.returncode == 0, result.stderr[-3000:]
+    x, out = odd_build
     stored = np.load(out / EMBEDDINGS)
     np.testing.assert_allclose(stored[7], x[3] / np.linalg.norm(x[3]), atol=1e-6)
     assert np.load(out / NEIGHBORS)[7, 0] == 3 and np.load(out / NEIGHBORS)[3, 0] == 7
+
+
+def test_a_list_valued_catalog_column_builds_and_is_kept(odd_build: tuple[np.ndarray, Path]) -> None:
+    """The build carries the column through; the explorer skips it as a colouring with a note
+    (tests/test_app.py::test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works)."""
+    from galexplore.atlas import open_atlas
+
+    catalog = open_atlas(odd_build[1]).read_catalog()
+    assert [list(v) for v in catalog["bands_seen"][:2]] == [["z"], ["g", "r"]]
+    assert catalog["umap_x"].notna().all()
 
 
 def test_an_out_path_that_is_a_file_is_left_alone(given: Path, tmp_path: Path) -> None:

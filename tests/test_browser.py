@@ -257,12 +257,13 @@ def test_a_hostile_column_name_is_a_plain_title_in_the_selection_table(page, ser
 
 def test_a_url_of_bad_values_opens_the_explorer_with_notes(page, served):
     """?k=0, ?below=nan, ?galaxy=99999999 gave a blank page; now the explorer opens with the values
-    clamped or ignored, says so, and "Select these" does nothing rather than fail on the server."""
+    clamped or ignored, says so, and "Select these" says no galaxy is chosen rather than fail on the server."""
     _open(page, f"{served}?k=0&below=nan&galaxy=99999999&view=0,inf,0,1")
     assert "800 galaxies" in _wait_text(page, "800 galaxies")
     _wait_text(page, re.compile(r"\?k='0': showing 1 similar galaxies"))
     _wait_text(page, re.compile(r"\?galaxy='99999999': no such galaxy, ignored"))
     page.get_by_text("Select these").click()
+    _wait_text(page, "no galaxy chosen, so none similar to select")
     page.get_by_text("Selection", exact=True).click()
     _wait_text(page, "no selection")
     page.screenshot(path=ARTIFACTS / "browser-bad-url.png")

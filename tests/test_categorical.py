@@ -118,9 +118,11 @@ def test_labelled_masks_read_class_columns_and_keep_numbers_as_they_were() -> No
 def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atlas: Path) -> None:
     import holoviews as hv
     from bokeh.document import Document
+    from bokeh.models import GlyphRenderer
+    from bokeh.models import ImageStack as ImageStackGlyph
 
     sys.path.insert(0, str(APP))
-    from explorer import UNLABELLED_COLOUR, Explorer
+    from explorer import UNLABELLED_COLOUR, Explorer, category_colours
     from store import load
 
     data = load(atlas)
@@ -136,14 +138,17 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
     stack = list(explorer._map_pane.object[()].values())[0]
     assert isinstance(stack, hv.ImageStack)
     assert [str(v) for v in stack.vdims] == list(label.categories)  # one layer per class, in legend order
-    counts = {str(v): float(np.nansum(stack.data[str(v)].values)) for v in stack.vdims}
-    assert counts[UNLABELLED] > 0 and all(counts[c] > 0 for c in CLASSES)
+    counts = stack.data.sum(dim=["umap_x", "umap_y"])
+    assert {c: int(counts.sel(gz1_type=c)) for c in label.categories} == {
+        c: int((points == c).sum()) for c in label.categories}  # every galaxy in its class's layer (all in view)
+    colours = category_colours(label)
+    assert colours[-1] == UNLABELLED_COLOUR and UNLABELLED_COLOUR not in colours[:-1] and len(set(colours)) == 4
+    assert category_colours(pred) == colours[:-1]  # a class has one colour in both maps
     plot = hv.renderer("bokeh").get_plot(explorer._map_pane.object[()])
-    legend = [item.label["value"] for item in plot.state.legend[0].items]
-    assert legend == list(label.categories)
-    colours = explorer.category_colours(label)
-    assert colours[-1] == UNLABELLED_COLOUR and UNLABELLED_COLOUR not in colours[:-1]
-    assert explorer.category_colours(pred) == colours[:-1]  # a class has one colour in both maps
+    [legend] = plot.state.legend
+    assert list(legend.items[0].renderers[0].data_source.data[legend.items[0].label.field]) == list(label.categories)
+    [mapper] = [r.glyph.color_mapper for r in plot.state.select(GlyphRenderer) if isinstance(r.glyph, ImageStackGlyph)]
+    assert list(mapper.palette) == colours
 
     # the galaxy under the cursor and the gallery say its class and the predicted one
     row = int(np.flatnonzero(_labelled(data.catalog))[0])

@@ -192,3 +192,22 @@ def test_a_text_trust_label_not_declared_a_class_column_is_refused(given: Path, 
     with pytest.raises(GalexploreError, match=r"trust\.labels column 'gz1_type' \(label kind 'gz1'\) holds .* "
                                               r"or a class column: list it in probes\.categorical"):
         build(config, tmp_path / "atlas", embeddings=given / "emb.npy", catalog=given / "cat.csv")
+
+
+def test_the_gz1_dev_preset_declares_its_class_column(shared_data: Path) -> None:
+    from galexplore.build_inputs import check_catalog_columns
+    from galexplore.classes import class_names
+    from galexplore.config import load_config
+    from galexplore.survey import open_survey
+
+    if not (shared_data / "gz1_dev" / "catalog.csv").exists():
+        pytest.skip(f"gz1_dev not found in {shared_data}")
+    config = load_config(APP.parent / "pipelines" / "gz1_dev.toml")
+    with open_survey(config) as survey:
+        catalog = survey.catalog
+    check_catalog_columns(catalog, config, "gz1_dev")  # accepted as it is
+    probes = config.probes
+    assert probes.categorical == ("gz1_type",) and probes.morphology == ()
+    assert class_names(catalog["gz1_type"], probes.unlabelled) == ["edge-on", "elliptical", "merger", "spiral"]
+    masks = labelled_masks(catalog, config.trust.labels, categorical=probes.categorical, unlabelled=probes.unlabelled)
+    assert int(masks["gz1"].sum()) == 2999 - 25  # the 25 "unknown" galaxies are unlabelled

@@ -358,11 +358,11 @@ class Explorer(param.Parameterized):
                                   for band, png in (cutouts.band_pngs(row, size=72) or {}).items()]))
         rows, sims = self._similar(row)
         pictures = cutouts.rgb_pngs(rows, size=96) if cutouts.available else [None] * len(rows)
-        tiles = []
+        tiles, classes = [], self._class_columns()
         for other, sim, png in zip(rows, sims, pictures):
             button = pn.widgets.Button(label="explore", color="light", width=96, margin=(0, 2))
             button.on_click(lambda _event, other=int(other): setattr(self, "query", other))
-            caption = pn.pane.HTML(_caption(catalog.iloc[other], float(sim), self._class_columns()), width=100, margin=(0, 2))
+            caption = pn.pane.HTML(_caption(catalog.iloc[other], float(sim), classes), width=100, margin=(0, 2))
             picture = pn.pane.PNG(png, width=96, height=96, margin=2) if png else pn.Spacer(width=96, height=10)
             tiles.append(pn.Column(picture, caption, button, width=104))
         items.append(pn.pane.Markdown(f"**{len(rows)} most similar** (cosine similarity of the representations)"))

@@ -214,8 +214,8 @@ def _load(path: Path) -> AtlasData:
     return data
 
 
-def colourings(catalog: pd.DataFrame, notes: list[str] | None = None,
-               classes: dict[str, tuple[str, ...]] | None = None, unlabelled: tuple[str, ...] = ()) -> dict[str, Colouring]:
+def colourings(catalog: pd.DataFrame, notes: list[str] | None = None, classes: dict[str, tuple[str, ...]] | None = None,
+               unlabelled: tuple[str, ...] = ()) -> dict[str, Colouring]:
     """The map's colour choices: density, then the preferred columns present, then the class
     columns and their predictions, then the rest.
 
@@ -260,7 +260,8 @@ def _class_colourings(catalog: pd.DataFrame, classes: dict[str, tuple[str, ...]]
     found = {}
     for column, names in classes.items():
         some_unlabelled = bool((shown_classes(catalog[column], unlabelled) == UNLABELLED).any())
-        found[column] = Colouring(column, "categorical", (*names, UNLABELLED) if some_unlabelled else names, classes=True)
+        shown = (*names, UNLABELLED) if some_unlabelled else names
+        found[column] = Colouring(column, "categorical", shown, classes=True)
         if f"{column}_pred" in catalog:
             found[f"{column}_pred"] = Colouring(f"{column}_pred", "categorical", names, classes=True)
     return found

@@ -84,7 +84,8 @@ def class_names(values: Sequence[Any] | pd.Series, unlabelled: Iterable[str] = (
     return [int(v) if v.is_integer() else v for v in numbers]
 
 
-def encode_classes(values: Sequence[Any] | pd.Series, classes: Sequence[Any], unlabelled: Iterable[str] = ()) -> np.ndarray:
+def encode_classes(values: Sequence[Any] | pd.Series, classes: Sequence[Any],
+                   unlabelled: Iterable[str] = ()) -> np.ndarray:
     """Each row's index (N,) int64 into `classes` (as `class_names` lists them); -1 where the row
     has no label or a class not among them.
 

@@ -132,6 +132,9 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
     assert "gz1_type_prob" in data.colourings and data.colourings["gz1_type_prob"].kind == "continuous"
     points = data.points("gz1_type").data["gz1_type"]
     assert (points == UNLABELLED).sum() == N_UNKNOWN + N_EMPTY and points.notna().all()
+    data.warm(["gz1_type", "gz1_type_pred"])  # what a served app prepares before anyone asks
+    np.testing.assert_array_equal(data.points("gz1_type_pred").data["gz1_type_pred"].astype(str),
+                                  data.catalog["gz1_type_pred"].astype(str))
 
     explorer = Explorer(data, colour="gz1_type")
     explorer.layout().get_root(Document())  # the whole page, as served

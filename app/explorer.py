@@ -21,9 +21,10 @@ import pandas as pd
 import panel as pn
 import param
 from holoviews.operation.datashader import dynspread, rasterize
-from store import AtlasData
+from store import AtlasData, Colouring
 from urlstate import parse_view
 
+from galexplore.classes import UNLABELLED
 from galexplore.errors import GalexploreError
 from galexplore.explore import combine, find, similar, sky_links
 from galexplore.export import EXPORT_FORMATS, export_name, export_selection
@@ -35,6 +36,8 @@ DENSITY_CMAP = "fire"
 CATEGORY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                     "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
                     "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39"]
+UNLABELLED_COLOUR = "#5a5a5a"  # a class column's galaxies without a label: the grey of missing values
+CLASS_COLOURS = [c for c in CATEGORY_COLOURS if c not in ("#7f7f7f", "#c7c7c7")]  # no grey: it means unlabelled
 SELECTION_COLOUR = "#00e5ff"
 UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
@@ -118,7 +121,7 @@ class Explorer(param.Parameterized):
         if colouring.kind == "categorical":
             raster = rasterize(points, aggregator=ds.by(column, ds.count()), **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
-                cmap=CATEGORY_COLOURS[: len(colouring.categories)], show_legend=True, tools=SELECT_TOOLS)
+                cmap=category_colours(colouring), show_legend=True, tools=SELECT_TOOLS)
         else:
             aggregator = ds.count() if column is None else ds.mean(column)
             # the hover tool shows the pixel's value; the galaxy under the cursor is `hover`'s line
@@ -291,7 +294,8 @@ class Explorer(param.Parameterized):
         gx, gy = self.data.catalog["umap_x"].iat[row], self.data.catalog["umap_y"].iat[row]
         near = abs(gx - x) <= HOVER_REACH * (x1 - x0) and abs(gy - y) <= HOVER_REACH * (y1 - y0)
         self.hovered = row if near else -1
-        self._under_cursor.object = _hover_line(self.data.catalog.iloc[row]) if near else HOVER_HINT
+        record = self.data.catalog.iloc[row]
+        self._under_cursor.object = _hover_line(record, self._class_columns()) if near else HOVER_HINT
         self.timings["hover"] = time.perf_counter() - start
 
     def search(self, text: str) -> None:
@@ -356,16 +360,22 @@ class Explorer(param.Parameterized):
                                   for band, png in (cutouts.band_pngs(row, size=72) or {}).items()]))
         rows, sims = self._similar(row)
         pictures = cutouts.rgb_pngs(rows, size=96) if cutouts.available else [None] * len(rows)
-        tiles = []
+        tiles, classes = [], self._class_columns()
         for other, sim, png in zip(rows, sims, pictures):
             button = pn.widgets.Button(label="explore", color="light", width=96, margin=(0, 2))
             button.on_click(lambda _event, other=int(other): setattr(self, "query", other))
-            caption = pn.pane.HTML(_caption(catalog.iloc[other], float(sim)), width=100, margin=(0, 2))
+            caption = pn.pane.HTML(_caption(catalog.iloc[other], float(sim), classes), width=100, margin=(0, 2))
             picture = pn.pane.PNG(png, width=96, height=96, margin=2) if png else pn.Spacer(width=96, height=10)
             tiles.append(pn.Column(picture, caption, button, width=104))
         items.append(pn.pane.Markdown(f"**{len(rows)} most similar** (cosine similarity of the representations)"))
         items.append(pn.GridBox(*tiles, ncols=GALLERY_COLUMNS))
         return items
+
+    def _class_columns(self) -> tuple[str, ...]:
+        """The class columns, each with its predicted class and that class's probability: what
+        the hover line and the gallery's captions add to their usual columns."""
+        return tuple(c for column in self.data.classes for c in (column, f"{column}_pred", f"{column}_prob")
+                     if c in self.data.catalog)
 
     def _findable(self) -> str:
         """What the search box takes: an object_id, and RA/Dec where the atlas has positions."""
@@ -475,13 +485,24 @@ def _record_table(record: pd.Series) -> str:
     return f"<table style='font-size:90%'>{rows}</table>"
 
 
-def _hover_line(record: pd.Series) -> str:
+def category_colours(colouring: Colouring) -> list[str]:
+    """The colours of a categorical colouring's categories, in order. A class column's classes
+    take the palette without its greys, in the build's class order (so a class has the same
+    colour in the label's map and in the prediction's), and its unlabelled galaxies grey."""
+    if not colouring.classes:
+        return CATEGORY_COLOURS[: len(colouring.categories)]
+    return [UNLABELLED_COLOUR if name == UNLABELLED else CLASS_COLOURS[i % len(CLASS_COLOURS)]
+            for i, name in enumerate(colouring.categories)]
+
+
+def _hover_line(record: pd.Series, extra: tuple[str, ...] = ()) -> str:
     """One line of a galaxy's values for the pointer: its id, then the hover columns it has."""
-    return "under the cursor: " + " · ".join([f"<b>{_cell(record['object_id'])}</b>", *_values(record, HOVER_COLUMNS[1:])])
+    columns = (*HOVER_COLUMNS[1:], *extra)
+    return "under the cursor: " + " · ".join([f"<b>{_cell(record['object_id'])}</b>", *_values(record, columns)])
 
 
-def _caption(record: pd.Series, similarity: float) -> str:
-    return "<br>".join([f"sim {similarity:.3f}", *_values(record, ("z_spec", "z", "type"))])
+def _caption(record: pd.Series, similarity: float, extra: tuple[str, ...] = ()) -> str:
+    return "<br>".join([f"sim {similarity:.3f}", *_values(record, ("z_spec", "z", "type", *extra))])
 
 
 def _values(record: pd.Series, columns: tuple[str, ...]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from galexplore.atlas import Atlas, open_atlas
+from galexplore.classes import UNLABELLED, shown_classes
 from galexplore.cutouts import CutoutSource
 from galexplore.explore import MapIndex
 
@@ -35,6 +36,9 @@ class Colouring:
     column: str | None  # None: the point density
     kind: str  # "density", "continuous", "categorical"
     categories: tuple[str, ...] = ()
+    # a class column (probes.categorical) or its prediction: `categories` are its classes, in the
+    # build's order, then UNLABELLED where some rows have no label, so a class has one colour in both
+    classes: bool = False
 
 
 @dataclass
@@ -48,6 +52,8 @@ class AtlasData:
     colourings: dict[str, Colouring]
     bounds: tuple[float, float, float, float]  # x0, x1, y0, y1 of the map, padded
     notes: list[str] = field(default_factory=list)  # what the page should say about the atlas (skipped columns)
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class column: its classes, as text
+    unlabelled: tuple[str, ...] = ()  # the class columns' values that mean no label
     load_seconds: float = 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _points: dict[str | None, object] = field(default_factory=dict)
@@ -64,7 +70,10 @@ class AtlasData:
                 colouring = self.colourings[name] if name is not None else Colouring(None, "density")
                 column = colouring.column
                 frame = self.catalog[["umap_x", "umap_y"]].copy()
-                if colouring.kind == "categorical":
+                if column in self.classes:  # unlabelled rows (empty or an unlabelled value) are a class of their own
+                    categories = pd.CategoricalDtype(list(colouring.categories))
+                    frame[column] = pd.Series(shown_classes(self.catalog[column], self.unlabelled), dtype=categories)
+                elif colouring.kind == "categorical":
                     frame[column] = self.catalog[column].astype(str).astype(pd.CategoricalDtype(list(colouring.categories)))
                 elif column is not None:
                     frame[column] = self.catalog[column]
@@ -207,20 +216,35 @@ def _load(path: Path) -> AtlasData:
     bounds = (float(np.nanmin(x) - pad_x), float(np.nanmax(x) + pad_x),
               float(np.nanmin(y) - pad_y), float(np.nanmax(y) + pad_y))
     notes: list[str] = []
-    data = AtlasData(atlas, catalog, index, CutoutSource(atlas), colourings(catalog, notes), bounds, notes)
+    probes = atlas.stages.get("probes") or {}
+    classes = {str(column): tuple(str(c) for c in names) for column, names in (probes.get("classes") or {}).items()
+               if column in catalog}
+    unlabelled = tuple(str(v) for v in probes.get("unlabelled") or ())
+    data = AtlasData(atlas, catalog, index, CutoutSource(atlas), colourings(catalog, notes, classes, unlabelled),
+                     bounds, notes, classes, unlabelled)
     data.load_seconds = time.perf_counter() - start
     return data
 
 
-def colourings(catalog: pd.DataFrame, notes: list[str] | None = None) -> dict[str, Colouring]:
-    """The map's colour choices: density, then the preferred columns present, then the rest.
+def colourings(catalog: pd.DataFrame, notes: list[str] | None = None, classes: dict[str, tuple[str, ...]] | None = None,
+               unlabelled: tuple[str, ...] = ()) -> dict[str, Colouring]:
+    """The map's colour choices: density, then the preferred columns present, then the class
+    columns and their predictions, then the rest.
 
-    A column whose values cannot colour a map (lists, arrays, mappings: they have no categories)
+    A class column (`classes`: column -> its classes, as the build listed them) is coloured by its
+    classes, and its rows without a label (an empty value or one of `unlabelled`) as a class
+    `UNLABELLED` of their own; its `<column>_pred` by the same classes, in the same order. A
+    column whose values cannot colour a map (lists, arrays, mappings: they have no categories)
     is skipped, with a line for the page appended to `notes`."""
+    by_class = _class_colourings(catalog, classes or {}, unlabelled)
     found: dict[str, Colouring] = {"density": Colouring(None, "density")}
-    ordered = [c for c in PREFERRED if c in catalog] + sorted(c for c in catalog if c not in PREFERRED)
+    first = [c for c in PREFERRED if c in catalog] + list(by_class)
+    ordered = list(dict.fromkeys(first)) + sorted(c for c in catalog if c not in first)
     for column in ordered:
         if column in NOT_COLOURINGS:
+            continue
+        if column in by_class:
+            found[column] = by_class[column]
             continue
         values = catalog[column]
         if pd.api.types.is_bool_dtype(values):
@@ -239,4 +263,17 @@ def colourings(catalog: pd.DataFrame, notes: list[str] | None = None) -> dict[st
                 continue
             if 1 < len(kinds) <= MAX_CATEGORIES:
                 found[column] = Colouring(column, "categorical", tuple(str(k) for k in kinds))
+    return found
+
+
+def _class_colourings(catalog: pd.DataFrame, classes: dict[str, tuple[str, ...]],
+                      unlabelled: tuple[str, ...]) -> dict[str, Colouring]:
+    """The colourings of the class columns and of their predictions (`colourings`)."""
+    found = {}
+    for column, names in classes.items():
+        some_unlabelled = bool((shown_classes(catalog[column], unlabelled) == UNLABELLED).any())
+        shown = (*names, UNLABELLED) if some_unlabelled else names
+        found[column] = Colouring(column, "categorical", shown, classes=True)
+        if f"{column}_pred" in catalog:
+            found[f"{column}_pred"] = Colouring(f"{column}_pred", "categorical", names, classes=True)
     return found

@@ -33,6 +33,7 @@ import pandas as pd
 from galexplore.atlas import EMBEDDING_CENTER as CENTER
 from galexplore.atlas import MANIFEST, NPY_READ_ERRORS, AtlasWriter, file_fingerprint
 from galexplore.build_inputs import check_catalog_columns, check_galaxy_count, check_out_folder
+from galexplore.classes import decode_classes
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError, reason
 from galexplore.io import atomic_path, check_regular_file
@@ -423,11 +424,20 @@ class _Builder:
         project_fp = fingerprint("project", self.fingerprints["neighbors"], _table(cfg, "project"), cfg.seed)
         self._stage("project", project_fp, ("umap.npy",), run_project)
 
-        labels_fp = fingerprint(self.fingerprints["embed"], _table(cfg, "trust"))
+        # what decides which rows are labelled; the class keys only when set, so an atlas built
+        # before class columns existed stays up to date
+        labelled_by = [self.fingerprints["embed"], _table(cfg, "trust")]
+        if cfg.probes.categorical:
+            labelled_by.append({"categorical": cfg.probes.categorical, "unlabelled": cfg.probes.unlabelled})
+        labels_fp = fingerprint(*labelled_by)
+
+        def masks_of(table: pd.DataFrame) -> dict[str, np.ndarray]:
+            return labelled_masks(table, cfg.trust.labels, categorical=cfg.probes.categorical,
+                                  unlabelled=cfg.probes.unlabelled)
 
         def run_scores() -> dict[str, Any]:
             table = self.source_catalog()
-            masks = labelled_masks(table, cfg.trust.labels)
+            masks = masks_of(table)
             columns, notes = trust_scores(search_space(), masks, cfg.trust.k, method=nb.method,
                                           exact_max=nb.exact_max, nlist=nb.nlist, nprobe=nb.nprobe, seed=cfg.seed)
             reader = writer.reader()
@@ -446,21 +456,27 @@ class _Builder:
         self._stage("scores", scores_fp, ("scores.npy",), run_scores)
 
         def run_probes() -> dict[str, Any]:
-            from galexplore.probes import evaluate_probes, labelled_predictions, predict_all
+            from galexplore.probes import class_columns, evaluate_probes, labelled_predictions, predict_all
 
             table = self.source_catalog()
             x = np.asarray(writer.reader().embeddings, dtype=np.float32)
-            morphology = cfg.probes.morphology
-            predictions = predict_all(x, table, seed=cfg.seed, folds=CROSS_FIT_FOLDS, morphology=morphology)
+            targets = {"morphology": cfg.probes.morphology, "categorical": cfg.probes.categorical,
+                       "unlabelled": cfg.probes.unlabelled}
+            # the class columns' classes, in the order of the class indices in probes.npy (and
+            # for the explorer's legends, probed or not)
+            classes = {"classes": class_columns(table, cfg.probes.categorical, cfg.probes.unlabelled),
+                       "unlabelled": list(cfg.probes.unlabelled)}
+            predictions = predict_all(x, table, seed=cfg.seed, folds=CROSS_FIT_FOLDS, **targets)
             if not predictions:
                 writer.remove("probes.npy")
-                return {"columns": [], "outputs": [], "detail": "no label kind has 20 labelled galaxies: nothing to predict"}
+                return {"columns": [], "outputs": [], **classes,
+                        "detail": "no label kind has 20 labelled galaxies: nothing to predict"}
             names = list(predictions)
             writer.write_array("probes.npy", np.stack([predictions[n] for n in names], axis=1).astype(np.float32))
-            held_out = evaluate_probes(x, table, seed=cfg.seed, morphology=morphology)
-            schemes = labelled_predictions(table, CROSS_FIT_FOLDS, morphology=morphology)
+            held_out = evaluate_probes(x, table, seed=cfg.seed, **targets)
+            schemes = labelled_predictions(table, CROSS_FIT_FOLDS, **targets)
             return {"columns": names, "held_out": held_out, "labelled_predictions": schemes, "outputs": ["probes.npy"],
-                    "detail": ", ".join(names) + f" (labelled galaxies {CROSS_FIT_FOLDS}-fold out-of-fold)"}
+                    **classes, "detail": ", ".join(names) + f" (labelled galaxies {CROSS_FIT_FOLDS}-fold out-of-fold)"}
 
         # the folds are in the fingerprint: an atlas whose labelled predictions were in-sample reruns
         probes_fp = fingerprint("probes", self.fingerprints["embed"], labels_fp, cfg.seed, {"folds": CROSS_FIT_FOLDS},
@@ -478,13 +494,16 @@ class _Builder:
             scores = np.asarray(reader.array("scores.npy"))
             for j, name in enumerate(score_names):
                 table[name] = scores[:, j]
-            probe_names = writer.manifest["stages"]["probes"]["columns"]
+            probe_stage = writer.manifest["stages"]["probes"]
+            probe_names = probe_stage["columns"]
+            # a class column's prediction is stored as its class index: back to the class itself
+            decoded = {f"{column}_pred": names for column, names in (probe_stage.get("classes") or {}).items()}
             if probe_names:
                 probes = np.asarray(reader.array("probes.npy"))
                 for j, name in enumerate(probe_names):
-                    table[name] = probes[:, j]
+                    table[name] = decode_classes(probes[:, j], decoded[name]) if name in decoded else probes[:, j]
             if "label_availability" not in table:
-                masks = labelled_masks(table, cfg.trust.labels)
+                masks = masks_of(table)
                 table["label_availability"] = label_availability(masks, len(table))
             table["label_availability"] = table["label_availability"].astype("category")
             writer.write_catalog(table)

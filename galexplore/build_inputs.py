@@ -6,7 +6,9 @@
 - a catalog that already has a column the build writes (umap_x, trust, ...), which would be
   overwritten silently;
 - label and probe columns that the config names but the catalog lacks (a misspelling would
-  build an atlas without labels), and probe columns whose values are not in [0, 1].
+  build an atlas without labels), probe columns whose values are not in [0, 1], a text trust
+  label that is not declared a class column, and a class column (probes.categorical) whose
+  labelled rows hold fewer than 2 classes (there is nothing to tell apart).
 
 Each refusal is one `GalexploreError` naming the file, the key or column and row, and what was
 expected. The defaults of [trust] labels and [probes] morphology name the simulated survey's
@@ -23,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galexplore.classes import class_names
 from galexplore.config import Config, ProbesConfig, TrustConfig
 from galexplore.errors import GalexploreError
-from galexplore.probes import MORPHOLOGY_COLUMNS, REDSHIFT_COLUMN
+from galexplore.probes import MORPHOLOGY_COLUMNS
 from galexplore.scores import column_name
 
 #: left in an atlas folder by the build itself before its manifest exists (an interrupted first write)
@@ -75,14 +78,15 @@ def check_galaxy_count(n: int, config: Config, source: str) -> None:
 def output_columns(config: Config) -> list[str]:
     """The catalog columns the build itself writes (besides label_availability, which it keeps
     when the survey has one)."""
-    probed = (REDSHIFT_COLUMN, *config.probes.morphology)
+    classes = [f"{column}_{part}" for column in config.probes.categorical for part in ("pred", "prob")]
     return ["umap_x", "umap_y", "anomaly_score", "trust", *(column_name(kind) for kind in config.trust.labels),
-            "z_phot", "z_phot_width", *(f"{column}_pred" for column in probed if column != REDSHIFT_COLUMN)]
+            "z_phot", "z_phot_width", *(f"{column}_pred" for column in config.probes.morphology), *classes]
 
 
 def check_catalog_columns(catalog: pd.DataFrame, config: Config, source: str) -> None:
     """Refuse a catalog that has a column the build writes, lacks a label or probe column the
-    config names (other than the defaults), or holds probe values outside [0, 1]."""
+    config names (other than the defaults), holds probe values outside [0, 1], a text trust label
+    not declared in probes.categorical, or a class column of fewer than 2 classes."""
     columns = [str(c) for c in catalog.columns]
     taken = [c for c in output_columns(config) if c in columns]
     if taken:
@@ -91,6 +95,7 @@ def check_catalog_columns(catalog: pd.DataFrame, config: Config, source: str) ->
             f"overwrite); expected a catalog without it: drop it, or keep it under another name with "
             f"survey.rename = {{{taken[0]} = \"{taken[0]}_in\"}}"
         )
+    _check_class_columns(catalog, config.probes, columns, source)  # first: a trust label may name one
     default_labels = set(TrustConfig().labels.values())
     for kind, column in config.trust.labels.items():
         if column not in columns:
@@ -99,9 +104,11 @@ def check_catalog_columns(catalog: pd.DataFrame, config: Config, source: str) ->
                                       f"which the catalog lacks{_near(column, columns)}")
             continue
         values = catalog[column]
-        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        numeric = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+        if not numeric and column not in config.probes.categorical:
             raise GalexploreError(f"{source}: trust.labels column {column!r} (label kind {kind!r}) holds "
-                                  f"{values.dtype} values; expected numbers, finite where a galaxy is labelled")
+                                  f"{values.dtype} values; expected numbers, finite where a galaxy is labelled, "
+                                  f"or a class column: list it in probes.categorical")
     default_probes = set(ProbesConfig().morphology) | set(MORPHOLOGY_COLUMNS)
     for i, column in enumerate(config.probes.morphology):
         if column not in columns:
@@ -120,6 +127,23 @@ def check_catalog_columns(catalog: pd.DataFrame, config: Config, source: str) ->
             raise GalexploreError(
                 f"{source}: probes.morphology[{i}] column {column!r} row {row} is {value!r}; "
                 f"expected a value in [0, 1] (a vote fraction or a 0/1 flag) or a missing value"
+            )
+
+
+def _check_class_columns(catalog: pd.DataFrame, probes: ProbesConfig, columns: list[str], source: str) -> None:
+    """Refuse a probes.categorical column the catalog lacks, or whose labelled rows (a value not
+    empty and not one of probes.unlabelled) hold fewer than 2 classes."""
+    for i, column in enumerate(probes.categorical):
+        if column not in columns:
+            raise GalexploreError(f"{source}: probes.categorical[{i}] names column {column!r}, which the "
+                                  f"catalog lacks{_near(column, columns)}")
+        classes = class_names(catalog[column], probes.unlabelled)
+        if len(classes) < 2:
+            found = f"only the class {classes[0]!r}" if classes else "no labelled row"
+            skipped = f" (probes.unlabelled = {list(probes.unlabelled)})" if probes.unlabelled else ""
+            raise GalexploreError(
+                f"{source}: probes.categorical[{i}] column {column!r} has {found} once empty values and "
+                f"the unlabelled ones{skipped} are left out; expected at least 2 classes to tell apart"
             )
 
 

@@ -1,15 +1,18 @@
-"""Linear probes on frozen representations: photo-z as a binned classifier, morphology as a logistic.
+"""Linear probes on frozen representations: photo-z as a binned classifier, morphology as a logistic,
+a class column as a multinomial logistic.
 
 A linear probe asks what a representation makes linearly readable, the protocol of Hayat et al.
 (2021): photometric redshift as a softmax classifier over `Z_BINS` bins on 0 <= z < `Z_MAX`
 (its pdf read back as a mean and a width), and a Galaxy Zoo vote fraction as one linear output
-with a sigmoid, trained with binary cross-entropy on the soft fraction itself. The kNN probes in
+with a sigmoid, trained with binary cross-entropy on the soft fraction itself, and a class column
+(`galexplore.classes`: Galaxy Zoo 1's gz1_type) as a softmax over its classes. The kNN probes in
 `galexplore.evaluate.knn` ask the complementary question: what the neighbourhoods already know.
 
-Both probes standardise their inputs with the training rows' mean and standard deviation, are
-fitted full-batch with L-BFGS in float32 (the losses are convex, so the optimum does not hinge on
-a learning-rate schedule), and store only plain arrays (`LinearProbe.to_arrays`), so a saved probe
-is data and loading it runs no code.
+Every probe standardises its inputs with the training rows' mean and standard deviation and is
+fitted full-batch with L-BFGS (the losses are convex, so the optimum does not hinge on a
+learning-rate schedule): the redshift and morphology probes in float32 torch, the class probe by
+scikit-learn's multinomial logistic regression. Each stores only plain arrays
+(`LinearProbe.to_arrays`), so a saved probe is data and loading it runs no code.
 
 `predict_all` cross-fits: a labelled galaxy is predicted by a probe that never saw its label
 (K-fold, `CROSS_FIT_FOLDS`), so z_phot - z_spec on the map is an honest error, not a residual.
@@ -23,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.evaluate.metrics import accuracy, photoz_metrics
+from galexplore.classes import class_names, encode_classes
+from galexplore.evaluate.metrics import accuracy, balanced_accuracy, photoz_metrics
 
 #: redshift classes and their range (Hayat et al. 2021: 180 bins over 0 < z < 0.4)
 Z_BINS = 180
@@ -38,7 +42,8 @@ REDSHIFT_COLUMN = "z_spec"
 MIN_LABELLED = 20
 #: folds of the cross-fitted predictions of labelled rows (`predict_all`)
 CROSS_FIT_FOLDS = 5
-MORPHOLOGY, REDSHIFT = "morphology", "redshift"
+MORPHOLOGY, REDSHIFT, CATEGORICAL = "morphology", "redshift", "categorical"
+KINDS = (MORPHOLOGY, REDSHIFT, CATEGORICAL)
 #: the catalog column a task is trained and scored on by default
 DEFAULT_COLUMNS = {REDSHIFT: REDSHIFT_COLUMN, MORPHOLOGY: "p_features"}
 
@@ -91,16 +96,17 @@ PREDICT_ROWS = 65_536  # rows per block of LinearProbe.predict
 
 
 class LinearProbe:
-    """One standardising linear layer: `kind` "morphology" (1 output, sigmoid) or "redshift"
-    (n_bins logits, softmax). Built by `fit_morphology_probe` / `fit_redshift_probe`."""
+    """One standardising linear layer: `kind` "morphology" (1 output, sigmoid), "redshift"
+    (n_bins logits, softmax) or "categorical" (one logit per class, >= 2, softmax). Built by
+    `fit_morphology_probe`, `fit_redshift_probe` and `fit_class_probe`."""
 
     def __init__(
         self, kind: str, mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray,
         *, n_bins: int = Z_BINS, z_max: float = Z_MAX,
     ) -> None:
-        if kind not in (MORPHOLOGY, REDSHIFT):
-            raise ValueError(f"unknown probe kind {kind!r}; expected {MORPHOLOGY!r} or {REDSHIFT!r}")
-        n_out = 1 if kind == MORPHOLOGY else n_bins
+        if kind not in KINDS:
+            raise ValueError(f"unknown probe kind {kind!r}; expected one of {', '.join(map(repr, KINDS))}")
+        n_out = {MORPHOLOGY: 1, REDSHIFT: n_bins}.get(kind, max(len(bias), 2))
         d = len(mean)
         if std.shape != (d,) or weight.shape != (n_out, d) or bias.shape != (n_out,):
             raise ValueError(f"inconsistent {kind} probe arrays: mean {mean.shape}, std {std.shape}, "
@@ -122,6 +128,7 @@ class LinearProbe:
 
     def predict(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Morphology: the predicted vote fraction (N,). Redshift: (z_phot, z_width), each (N,).
+        Categorical: (the predicted class's index (N,) int64, its probability (N,)).
 
         Rows go through in blocks of `PREDICT_ROWS`: a redshift pdf is n_bins float64 values per
         row, so 10^6 rows at once would hold several GB of pdfs and their moments."""
@@ -135,6 +142,9 @@ class LinearProbe:
         if self.kind == MORPHOLOGY:
             return 1.0 / (1.0 + np.exp(-logits[:, 0]))
         logits -= logits.max(axis=1, keepdims=True)
+        if self.kind == CATEGORICAL:
+            pdf = np.exp(logits)  # (N, n_classes), the best class's entry 1 before normalising
+            return np.argmax(logits, axis=1), 1.0 / pdf.sum(axis=1)
         return decode_redshift(np.exp(logits), self.n_bins, self.z_max)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -241,6 +251,51 @@ def fit_redshift_probe(x_train: np.ndarray, z_train: np.ndarray, *, n_bins: int 
     return LinearProbe(REDSHIFT, mean, std, weight, bias, n_bins=n_bins, z_max=z_max)
 
 
+def fit_class_probe(x_train: np.ndarray, y_train: np.ndarray, n_classes: int, *, weight_decay: float = 1e-3,
+                    seed: int = 0) -> LinearProbe:
+    """Multinomial logistic probe of a class column: x_train (N, D), y_train (N,) class indices in
+    [0, n_classes), by scikit-learn's L-BFGS on the standardised rows.
+
+    The penalty matches the other probes' (mean cross-entropy + `weight_decay` / 2 * |W|^2, so
+    sklearn's C is 1 / (weight_decay * N)). A class absent from the training rows (a small fold)
+    gets a logit it never wins; training rows of one class give a probe that always says it.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x_train, dtype=np.float32)
+    y = np.asarray(y_train, dtype=np.int64)
+    if y.shape != (len(x),) or n_classes < 2 or y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
+        raise ValueError(f"y_train must be ({len(x)},) class indices in [0, {n_classes}) with n_classes >= 2")
+    mean, std = _standardisation(x)
+    weight = np.zeros((n_classes, x.shape[1]), dtype=np.float64)
+    bias = np.full(n_classes, NEVER, dtype=np.float64)
+    present = np.unique(y)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+    else:
+        xs = ((x - mean) / std).astype(np.float64)
+        model = LogisticRegression(C=1.0 / (weight_decay * len(x)), max_iter=1000, random_state=seed).fit(xs, y)
+        coef, intercept = model.coef_, model.intercept_
+        if len(present) == 2:  # sklearn's binary model: one logit z for classes_[1]; softmax of (-z/2, z/2)
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+        weight[model.classes_], bias[model.classes_] = coef, intercept
+    return LinearProbe(CATEGORICAL, mean, std, weight, bias)
+
+
+#: the logit of a class a class probe never saw: exp(NEVER - max) is 0 in float64
+NEVER = -1e4
+
+
+def class_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Accuracy and balanced accuracy (the mean recall over the true classes) of predicted classes, and n.
+
+    >>> class_metrics(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0, 1, 1])[[0, 1, 4, 5]])
+    {'accuracy': 0.75, 'balanced_accuracy': 0.75, 'n': 4}
+    """
+    pred, truth = np.asarray(pred, np.int64), np.asarray(truth, np.int64)
+    return {"accuracy": accuracy(pred, truth), "balanced_accuracy": balanced_accuracy(pred, truth), "n": int(len(truth))}
+
+
 def morphology_metrics(p_pred: np.ndarray, p_true: np.ndarray) -> dict[str, Any]:
     """Accuracy of p_pred > 0.5 against p_true > 0.5, ROC AUC of p_pred for p_true > 0.5 (None when
     the truth has one class only) and n.
@@ -256,12 +311,15 @@ def morphology_metrics(p_pred: np.ndarray, p_true: np.ndarray) -> dict[str, Any]
 
 
 def score(kind: str, pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
-    """`photoz_metrics` of z_phot (kind "redshift") or `morphology_metrics` of a vote fraction ("morphology")."""
+    """`photoz_metrics` of z_phot (kind "redshift"), `morphology_metrics` of a vote fraction
+    ("morphology") or `class_metrics` of class indices ("categorical")."""
     if kind == REDSHIFT:
         return photoz_metrics(pred, truth)
     if kind == MORPHOLOGY:
         return morphology_metrics(pred, truth)
-    raise ValueError(f"unknown probe kind {kind!r}; expected {MORPHOLOGY!r} or {REDSHIFT!r}")
+    if kind == CATEGORICAL:
+        return class_metrics(pred, truth)
+    raise ValueError(f"unknown probe kind {kind!r}; expected one of {', '.join(map(repr, KINDS))}")
 
 
 def split_rows(rows: np.ndarray, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -285,8 +343,9 @@ def split_rows(rows: np.ndarray, test_fraction: float = 0.3, seed: int = 0) -> t
 class ProbeResult:
     """One probe fitted on `n_train` rows and scored on `test_rows` of the catalog.
 
-    `predictions` are the test rows' z_phot or vote fractions, `widths` the z_phot pdf widths
-    (redshift only), `metrics` those of `photoz_metrics` or `morphology_metrics`.
+    `predictions` are the test rows' z_phot, vote fractions or class indices, `widths` the z_phot
+    pdf widths (redshift) or the predicted class's probability (categorical), `metrics` those of
+    `score`.
     """
 
     column: str
@@ -298,22 +357,44 @@ class ProbeResult:
     metrics: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Target:
+    """A probed catalog column: its kind, its labelled rows and its values (N,) float64 (for a
+    class column, each row's class index into `classes`, NaN where it has no label)."""
+
+    column: str
+    kind: str
+    rows: np.ndarray
+    values: np.ndarray
+    classes: tuple[Any, ...] = ()
+
+
 def _labelled_rows(catalog: Any, column: str) -> np.ndarray:
     if column not in catalog:
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(np.isfinite(np.asarray(catalog[column], dtype=np.float64)))
 
 
-def _fit(column: str, x: np.ndarray, values: np.ndarray, seed: int) -> LinearProbe:
-    if column == REDSHIFT_COLUMN:
+def _default_kind(column: str) -> str:
+    return REDSHIFT if column == REDSHIFT_COLUMN else MORPHOLOGY
+
+
+def _fit(kind: str, x: np.ndarray, values: np.ndarray, seed: int, n_classes: int) -> LinearProbe:
+    if kind == REDSHIFT:
         return fit_redshift_probe(x, values, seed=seed)
+    if kind == CATEGORICAL:
+        return fit_class_probe(x, values, n_classes, seed=seed)
     return fit_morphology_probe(x, values, seed=seed)
 
 
 def probe_column(x: np.ndarray, values: np.ndarray, column: str, train_rows: np.ndarray, test_rows: np.ndarray,
-                 *, seed: int = 0) -> ProbeResult:
-    """Fit the probe of `column` on x[train_rows] and score it on x[test_rows]."""
-    probe = _fit(column, x[train_rows], values[train_rows], seed)
+                 *, seed: int = 0, kind: str | None = None, n_classes: int = 0) -> ProbeResult:
+    """Fit the probe of `column` on x[train_rows] and score it on x[test_rows].
+
+    `kind` defaults to "redshift" for z_spec and "morphology" for any other column; a
+    "categorical" column's `values` are class indices in [0, n_classes)."""
+    kind = kind or _default_kind(column)
+    probe = _fit(kind, x[train_rows], values[train_rows], seed, n_classes)
     pred, *width = _outputs(probe, x[test_rows])
     metrics = score(probe.kind, pred, values[test_rows])
     return ProbeResult(column, probe.kind, len(train_rows), test_rows, pred, width[0] if width else None, metrics)
@@ -330,40 +411,57 @@ def sweep_rows(
     subset_seed defaults to `seed`; another value draws other subsets of the same train rows, so
     repeats of a sweep are scored on the same test rows.
     """
-    train, test = split_rows(_labelled_rows(catalog, column), test_fraction, seed)
+    return _sweep(_labelled_rows(catalog, column), label_counts, seed, test_fraction, subset_seed)
+
+
+def _sweep(rows: np.ndarray, label_counts: Iterable[int], seed: int, test_fraction: float,
+           subset_seed: int | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """`sweep_rows` of the labelled `rows`."""
+    train, test = split_rows(rows, test_fraction, seed)
     order = np.random.default_rng([seed if subset_seed is None else subset_seed, 1]).permutation(train)
     return test, {int(n): order[:n] for n in label_counts if 0 < n <= len(train)}
 
 
 def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction: float = 0.3,
-                    label_counts: Iterable[int] | None = None,
-                    morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, Any]:
-    """Held-out scores of the linear probes of z_spec and the `morphology` columns (each present
-    with >= `MIN_LABELLED` finite rows): a JSON-able dict by column.
+                    label_counts: Iterable[int] | None = None, morphology: Sequence[str] = MORPHOLOGY_COLUMNS,
+                    categorical: Sequence[str] = (), unlabelled: Sequence[str] = ()) -> dict[str, Any]:
+    """Held-out scores of the linear probes of z_spec, the `morphology` columns and the
+    `categorical` class columns (each present with >= `MIN_LABELLED` labelled rows; a class column
+    with 2 classes at least): a JSON-able dict by column.
 
-    Each column's finite rows are split by `split_rows`; the probe is fitted on the train rows and
-    scored on the test rows. With `label_counts`, it is also fitted on the first n rows of a seeded
+    Each column's labelled rows are split by `split_rows`; the probe is fitted on the train rows
+    and scored on the test rows (a class column: accuracy and balanced accuracy, and its classes
+    under "classes"). With `label_counts`, it is also fitted on the first n rows of a seeded
     permutation of the train rows for each n (counts above the train size are skipped) and scored
     on the same test rows, under "sweep": how the scores grow with the number of labels.
     """
+    x = _checked_rows(x, catalog)
+    out: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction}
+    for target in probed_targets(catalog, morphology, categorical, unlabelled):
+        train, test = split_rows(target.rows, test_fraction, seed)
+
+        def held_out(rows: np.ndarray) -> ProbeResult:
+            return probe_column(x, target.values, target.column, rows, test, seed=seed, kind=target.kind,
+                                n_classes=len(target.classes))
+
+        result = held_out(train)
+        entry: dict[str, Any] = {"kind": result.kind, "n_train": result.n_train, "n_test": len(test),
+                                 "metrics": result.metrics}
+        if target.kind == CATEGORICAL:
+            entry["classes"] = list(target.classes)
+        if label_counts is not None:
+            _, subsets = _sweep(target.rows, label_counts, seed, test_fraction)
+            entry["sweep"] = [{"n_train": n, "metrics": held_out(subset).metrics} for n, subset in subsets.items()]
+        out[target.column] = entry
+    return out
+
+
+def _checked_rows(x: np.ndarray, catalog: Any) -> np.ndarray:
+    """x as float32, refused unless it has one row per catalog row."""
     x = np.asarray(x, dtype=np.float32)
     if len(x) != len(catalog):
         raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
-    out: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction}
-    for column, rows in _probed_columns(catalog, morphology):
-        values = np.asarray(catalog[column], dtype=np.float64)
-        train, test = split_rows(rows, test_fraction, seed)
-        result = probe_column(x, values, column, train, test, seed=seed)
-        entry: dict[str, Any] = {"kind": result.kind, "n_train": result.n_train, "n_test": len(test),
-                                 "metrics": result.metrics}
-        if label_counts is not None:
-            _, subsets = sweep_rows(catalog, column, label_counts, seed=seed, test_fraction=test_fraction)
-            entry["sweep"] = [
-                {"n_train": n, "metrics": probe_column(x, values, column, subset, test, seed=seed).metrics}
-                for n, subset in subsets.items()
-            ]
-        out[column] = entry
-    return out
+    return x
 
 
 def fold_ids(n: int, folds: int = CROSS_FIT_FOLDS, seed: int = 0) -> np.ndarray:
@@ -391,61 +489,82 @@ def cross_fit_scheme(n: int, folds: int = CROSS_FIT_FOLDS) -> str:
 
 
 def _outputs(probe: LinearProbe, x: np.ndarray) -> list[np.ndarray]:
-    """[z_phot, z_width] of a redshift probe or [p] of a morphology probe on x, each (N,)."""
+    """[z_phot, z_width] of a redshift probe, [class index, probability] of a class probe or [p]
+    of a morphology probe on x, each (N,)."""
     pred = probe.predict(x)
-    return list(pred) if probe.kind == REDSHIFT else [pred]
+    return [pred] if probe.kind == MORPHOLOGY else list(pred)
 
 
 def cross_fit_column(x: np.ndarray, values: np.ndarray, column: str, rows: np.ndarray, *,
-                     folds: int = CROSS_FIT_FOLDS, seed: int = 0) -> list[np.ndarray]:
-    """The probe of `column` on every row of x (N, D): [z_phot, z_width] or [p], each (N,) float64.
+                     folds: int = CROSS_FIT_FOLDS, seed: int = 0, kind: str | None = None,
+                     n_classes: int = 0) -> list[np.ndarray]:
+    """The probe of `column` on every row of x (N, D): [z_phot, z_width], [class index,
+    probability] or [p], each (N,) float64 (`kind` and `n_classes` as in `probe_column`).
 
     `rows` (the labelled rows, >= 2) are predicted out-of-fold: split by `fold_ids(len(rows),
     folds, seed)`, each fold by a probe fitted on the other folds. Every other row is predicted by
     the probe fitted on all of `rows`.
     """
+    kind = kind or _default_kind(column)
     rows = np.asarray(rows)
     fold = fold_ids(len(rows), folds, seed)
-    out = _outputs(_fit(column, x[rows], values[rows], seed), x)
+    out = [np.asarray(o, np.float64) for o in _outputs(_fit(kind, x[rows], values[rows], seed, n_classes), x)]
     for k in range(int(fold.max()) + 1):
         held, kept = rows[fold == k], rows[fold != k]
-        for full, part in zip(out, _outputs(_fit(column, x[kept], values[kept], seed), x[held]), strict=True):
-            full[held] = part
+        part = _outputs(_fit(kind, x[kept], values[kept], seed, n_classes), x[held])
+        for full, held_part in zip(out, part, strict=True):
+            full[held] = held_part
     return out
 
 
-def _probed_columns(catalog: Any, morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> Iterator[tuple[str, np.ndarray]]:
-    """(column, labelled rows) of z_spec and the `morphology` columns, each with >= `MIN_LABELLED` rows."""
+def probed_targets(catalog: Any, morphology: Sequence[str] = MORPHOLOGY_COLUMNS, categorical: Sequence[str] = (),
+                   unlabelled: Sequence[str] = ()) -> Iterator[Target]:
+    """z_spec, the `morphology` columns and the `categorical` class columns, each with >=
+    `MIN_LABELLED` labelled rows (a class column: a value not empty and not one of `unlabelled`,
+    of 2 classes at least)."""
     for column in (REDSHIFT_COLUMN, *morphology):
         rows = _labelled_rows(catalog, column)
         if len(rows) >= MIN_LABELLED:
-            yield column, rows
+            yield Target(column, _default_kind(column), rows, np.asarray(catalog[column], dtype=np.float64))
+    for column, classes in class_columns(catalog, categorical, unlabelled).items():
+        index = encode_classes(catalog[column], classes, unlabelled)
+        rows = np.flatnonzero(index >= 0)
+        if len(rows) >= MIN_LABELLED and len(classes) >= 2:
+            yield Target(column, CATEGORICAL, rows, np.where(index >= 0, index, np.nan), tuple(classes))
+
+
+def class_columns(catalog: Any, categorical: Sequence[str], unlabelled: Sequence[str] = ()) -> dict[str, list[Any]]:
+    """The classes (`galexplore.classes.class_names`) of each `categorical` column the catalog has."""
+    return {column: class_names(catalog[column], unlabelled) for column in categorical if column in catalog}
 
 
 def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROSS_FIT_FOLDS,
-                morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, np.ndarray]:
-    """Probe predictions for every row (N,): z_phot and z_phot_width, and <column>_pred for each
-    `morphology` column (p_features_pred, p_edge_on_pred by default), for each column with
-    >= `MIN_LABELLED` labelled rows.
+                morphology: Sequence[str] = MORPHOLOGY_COLUMNS, categorical: Sequence[str] = (),
+                unlabelled: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Probe predictions for every row (N,): z_phot and z_phot_width, <column>_pred for each
+    `morphology` column (p_features_pred, p_edge_on_pred by default), and <column>_pred (the class
+    index into `class_columns`' classes, as a float) and <column>_prob (its probability) for each
+    `categorical` column, for each column that `probed_targets` yields.
 
     Unlabelled rows get the probe fitted on every labelled row; labelled rows are predicted
     out-of-fold (`cross_fit_column`), so their errors are held-out errors.
     """
-    x = np.asarray(x, dtype=np.float32)
-    if len(x) != len(catalog):
-        raise ValueError(f"x has {len(x)} rows but the catalog {len(catalog)}")
+    x = _checked_rows(x, catalog)
     out: dict[str, np.ndarray] = {}
-    for column, rows in _probed_columns(catalog, morphology):
-        values = np.asarray(catalog[column], dtype=np.float64)
-        predictions = cross_fit_column(x, values, column, rows, folds=folds, seed=seed)
-        if column == REDSHIFT_COLUMN:
+    for target in probed_targets(catalog, morphology, categorical, unlabelled):
+        predictions = cross_fit_column(x, target.values, target.column, target.rows, folds=folds, seed=seed,
+                                       kind=target.kind, n_classes=len(target.classes))
+        if target.kind == REDSHIFT:
             out["z_phot"], out["z_phot_width"] = predictions
+        elif target.kind == CATEGORICAL:
+            out[f"{target.column}_pred"], out[f"{target.column}_prob"] = predictions
         else:
-            out[f"{column}_pred"] = predictions[0]
+            out[f"{target.column}_pred"] = predictions[0]
     return out
 
 
-def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS,
-                         morphology: Sequence[str] = MORPHOLOGY_COLUMNS) -> dict[str, str]:
+def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS, morphology: Sequence[str] = MORPHOLOGY_COLUMNS,
+                         categorical: Sequence[str] = (), unlabelled: Sequence[str] = ()) -> dict[str, str]:
     """How `predict_all` predicts each probed column's labelled rows (`cross_fit_scheme`), by column."""
-    return {column: cross_fit_scheme(len(rows), folds) for column, rows in _probed_columns(catalog, morphology)}
+    return {target.column: cross_fit_scheme(len(target.rows), folds)
+            for target in probed_targets(catalog, morphology, categorical, unlabelled)}

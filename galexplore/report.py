@@ -188,10 +188,13 @@ def probes_section(atlas: Atlas, folder: Path) -> Section:
                          "n_test": entry.get("n_test"), **metrics})
     if not rows:
         raise SectionSkipped("the probes stage recorded no held-out metrics")
+    classes = ("; classes (a multinomial logistic): accuracy and balanced_accuracy, the mean recall over "
+               "the classes (balanced accuracy: 1 / n_classes for a probe that always says the commonest)"
+               if any(row["kind"] == "categorical" for row in rows) else "")
     note = (f"<p>Linear probes on the representations, fitted on {1 - held_out.get('test_fraction', 0.3):.0%} of "
             f"each label's galaxies and scored on the rest (seed {held_out.get('seed')}). Redshift: sigma_mad, "
             "outlier_fraction (|dz| &gt; 0.05) and bias of dz = (z_phot - z_spec)/(1 + z_spec); morphology: "
-            "accuracy and ROC AUC of the majority vote.</p>")
+            f"accuracy and ROC AUC of the majority vote{classes}.</p>")
     return Section("Held-out probe metrics", note + table(pd.DataFrame(rows)), [])
 
 

@@ -21,11 +21,12 @@ rare objects in the top 1% (the README gives the figures), so it is the default.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from galexplore.classes import is_numeric, labelled_classes
 from galexplore.neighbors import build_index
 
 SEARCH_ROWS = 65536  # query rows per search call: bounds memory at that many x (k + 1)
@@ -91,18 +92,24 @@ def column_name(kind: str) -> str:
     return "trust_" + re.sub(r"[^0-9a-zA-Z]+", "_", kind).strip("_").lower()
 
 
-def labelled_masks(catalog: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """For each label kind, which rows carry it (a finite value in its column).
+def labelled_masks(catalog: pd.DataFrame, labels: Mapping[str, str], *, categorical: Iterable[str] = (),
+                   unlabelled: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """For each label kind, which rows carry it: a finite value in a numeric column; in a class
+    column (one of `categorical`, or any column of text) a value present and not one of
+    `unlabelled` (`galexplore.classes.labelled_classes`).
 
     A kind whose column is absent from the catalog has no labelled rows.
     """
+    categorical, unlabelled = set(categorical), tuple(unlabelled)
     masks = {}
     for kind, column in labels.items():
-        if column in catalog:
+        if column not in catalog:
+            masks[kind] = np.zeros(len(catalog), dtype=bool)
+        elif column in categorical or not is_numeric(catalog[column]):
+            masks[kind] = labelled_classes(catalog[column], unlabelled)
+        else:
             values = pd.to_numeric(catalog[column], errors="coerce").to_numpy(dtype=np.float64)
             masks[kind] = np.isfinite(values)
-        else:
-            masks[kind] = np.zeros(len(catalog), dtype=bool)
     return masks
 
 

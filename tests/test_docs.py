@@ -359,9 +359,10 @@ def test_atlas_page_describes_every_file_and_column(sandbox):
     for built in sorted((ROOT / "data" / "atlas").glob("*/manifest.json")):
         stages = json.loads(built.read_text())["stages"]
         added = set(stages["scores"]["columns"]) | set(stages.get("probes", {}).get("columns", []))
-        loose = {c for c in added - names if not re.fullmatch(r"trust_\w+|\w+_pred", c)}
+        loose = {c for c in added - names if not re.fullmatch(r"trust_\w+|\w+_pred|\w+_prob", c)}
         assert not loose, f"{built.parent.name}: columns missing from docs/atlas.md: {sorted(loose)}"
-    assert {"trust_<kind>", "<column>_pred", "z_phot", "z_phot_width"} <= names
+    assert {"trust_<kind>", "<column>_pred", "<class column>_pred", "<class column>_prob", "z_phot",
+            "z_phot_width"} <= names
 
 
 def test_where_panel_serve_is_shown_the_docs_say_it_listens_on_every_interface():

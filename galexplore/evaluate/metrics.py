@@ -28,3 +28,14 @@ def photoz_metrics(z_pred: np.ndarray, z_true: np.ndarray) -> dict[str, float]:
 def accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
     """Share of equal entries."""
     return float(np.mean(np.asarray(pred) == np.asarray(truth)))
+
+
+def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The mean over the true classes of each class's recall: a predictor that calls everything
+    the commonest class scores 1 / n_classes, whatever that class's share.
+
+    >>> balanced_accuracy(np.array([0, 0, 0, 0]), np.array([0, 0, 0, 1]))
+    0.5
+    """
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))

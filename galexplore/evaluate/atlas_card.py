@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galexplore.classes import class_text, labelled_classes
 from galexplore.config import Config
 from galexplore.evaluate import card
 from galexplore.evaluate.health import health
@@ -33,6 +34,7 @@ PIXEL_DIM = 128  # raw-pixel PCA dimensions, as in the issue's and the literatur
 HEALTH_ROWS = 20_000  # rows (a seeded sample) the encoder's health is measured on
 AGREEMENT_QUERIES = 500  # galaxies whose top-10 is compared between the reduced and the full space
 AGREEMENT_GOAL = 0.95
+REFERENCE_BLOCK = 65_536  # reference rows compared at once
 SPACES = ("encoder", "search", "pixels", "untrained")
 
 # per label kind: the headline figure, and whether higher is better
@@ -52,15 +54,15 @@ def label_columns(config: Config, catalog: pd.DataFrame) -> list[tuple[str, str]
 
 
 def labelled(values: pd.Series, kind: str, unlabelled: tuple[str, ...] = ()) -> np.ndarray:
-    """Which rows carry a label: a finite number, or (classes) a non-empty value not in `unlabelled`.
+    """Which rows carry a label: a finite number, or (classes, `galexplore.classes`) a value
+    present and not in `unlabelled`.
 
     >>> labelled(pd.Series(["spiral", "", None, "unknown", 3]), "categorical", ("unknown",)).tolist()
     [True, False, False, False, True]
     """
     if kind != "categorical":
         return np.isfinite(pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64))
-    text = values.astype("string").str.strip()
-    return (text.notna() & (text != "") & ~text.isin(list(unlabelled))).to_numpy(dtype=bool)
+    return labelled_classes(values, unlabelled)
 
 
 def score_label(x: np.ndarray, values: np.ndarray, kind: str, seed: int, linear: bool = True) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def score_label(x: np.ndarray, values: np.ndarray, kind: str, seed: int, linear:
         return card.redshift_scores(x, values.astype(np.float64), seed=seed, linear=linear)
     if kind == "fraction":
         return card.fraction_scores(x, values.astype(np.float64), seed=seed, linear=linear)
-    return card.categorical_scores(x, values.astype(str), seed=seed, linear=linear)
+    return card.categorical_scores(x, class_text(pd.Series(values)).astype(str), seed=seed, linear=linear)
 
 
 def search_agreement(full: np.ndarray, reduced: np.ndarray, seed: int = 0, at: int = 10,
@@ -86,14 +88,22 @@ def search_agreement(full: np.ndarray, reduced: np.ndarray, seed: int = 0, at: i
     rows = np.sort(np.random.default_rng([seed, 0xA6]).permutation(n)[: min(queries, n)])
 
     def top(space: np.ndarray) -> np.ndarray:
-        u = card.unit_rows(space)
-        out = np.empty((len(rows), at), dtype=np.int64)
-        for start in range(0, len(rows), 64):
-            part = rows[start : start + 64]
-            sims = u[part] @ u.T  # (q, N)
-            sims[np.arange(len(part)), part] = -np.inf
-            out[start : start + len(part)] = np.argpartition(-sims, at - 1, axis=1)[:, :at]
-        return out
+        """The `at` most similar of each query row, by blocks of the reference (an atlas's
+        arrays are memory maps: never held whole in memory)."""
+        query = card.unit_rows(space[rows])
+        best = np.full((len(rows), at), -np.inf, dtype=np.float32)
+        index = np.zeros((len(rows), at), dtype=np.int64)
+        for start in range(0, n, REFERENCE_BLOCK):
+            stop = min(start + REFERENCE_BLOCK, n)
+            sims = query @ card.unit_rows(space[start:stop]).T  # (q, block)
+            mine = (rows >= start) & (rows < stop)
+            sims[np.flatnonzero(mine), rows[mine] - start] = -np.inf  # itself
+            sims = np.concatenate([best, sims], axis=1)
+            keep = np.argpartition(-sims, at - 1, axis=1)[:, :at]
+            index = np.take_along_axis(np.concatenate([index, np.arange(start, stop)[None].repeat(len(rows), 0)], axis=1),
+                                       keep, axis=1)
+            best = np.take_along_axis(sims, keep, axis=1)
+        return index
 
     a, b = top(np.asarray(full)), top(np.asarray(reduced))
     return float(np.mean([len(np.intersect1d(p, q)) / at for p, q in zip(a, b)]))

@@ -36,13 +36,22 @@ def pixel_pca(
 
     def pixels(r: np.ndarray) -> np.ndarray:
         x = prepare(torch.from_numpy(survey.read(r)), normalization, crop_size)
-        return x.reshape(len(r), -1).numpy().astype(np.float64)
+        return x.reshape(len(r), -1).numpy()
 
-    fit = pixels(fit_rows)
-    mean = fit.mean(axis=0)
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)  # vt: (min(n, P), P)
-    axes = vt[: min(dim, vt.shape[0])]
-    return ((pixels(rows) - mean) @ axes.T).astype(np.float32)
+    fit = pixels(fit_rows)  # (n, P) float32: 4,000 x 20,480 is 330 MB
+    mean = fit.mean(axis=0, dtype=np.float64).astype(np.float32)
+    fit -= mean
+    # the principal axes from the n x n Gram matrix (n << P): no P x P or n x P float64 copies
+    values, vectors = np.linalg.eigh((fit @ fit.T).astype(np.float64))
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = np.flatnonzero(values > values[0] * 1e-9)[:dim]  # axes with variance (n rows span n - 1)
+    axes = ((vectors[:, keep] / np.sqrt(values[keep])).T.astype(np.float32) @ fit)  # (dim, P), unit rows
+    out = np.empty((len(rows), len(keep)), dtype=np.float32)
+    for start in range(0, len(rows), 1024):
+        part = rows[start : start + 1024]
+        out[start : start + len(part)] = (pixels(part) - mean) @ axes.T
+    return out
 
 
 def compare_with_baselines(

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.evaluate.metrics import photoz_metrics
+from galexplore.evaluate.metrics import balanced_accuracy, photoz_metrics
 
 K = 20
 FOLDS = 5
@@ -103,10 +103,6 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
-def _balanced_accuracy(pred: np.ndarray, truth: np.ndarray, classes: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[truth == c] == c) for c in classes]))
-
-
 def categorical_scores(
     x: np.ndarray, labels: np.ndarray, *, k: int = K, folds: int = FOLDS, seed: int = 0, linear: bool = True
 ) -> dict[str, Any]:
@@ -138,11 +134,11 @@ def categorical_scores(
 
     pred = _cross_validate(x, fold, knn_vote)
     result["knn"] = {"accuracy": float(np.mean(pred == y)),
-                     "balanced_accuracy": _balanced_accuracy(pred, y, np.arange(len(classes)))}
+                     "balanced_accuracy": balanced_accuracy(pred, y)}
     if linear:
         pred = _cross_validate(x, fold, lambda tr, te: _logistic(x, y, tr, te, seed).argmax(axis=1))
         result["linear"] = {"accuracy": float(np.mean(pred == y)),
-                            "balanced_accuracy": _balanced_accuracy(pred, y, np.arange(len(classes)))}
+                            "balanced_accuracy": balanced_accuracy(pred, y)}
     result["precision_at_10"] = precision_at(x, y, classes)
     return result
 

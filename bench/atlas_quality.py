@@ -50,9 +50,11 @@ def main() -> int:
             raise SystemExit(f"{atlas.path}: --anomaly-spaces needs the survey's pixels: {exc}") from None
         _, config, normalization = load_encoder_arrays(atlas.npz("encoder.npz"), atlas.json("encoder.json"),
                                                        str(atlas.path / "encoder.npz"))
-        # the training crop, normalised as the encoder sees it, on as many principal axes as the PCA copy has
+        # the training crop, normalised as the encoder sees it, on as many principal axes as the PCA
+        # copy has (64 where the atlas keeps none)
+        dims = atlas.reduced.shape[1] if atlas.reduced is not None else 64
         pixels = pixel_pca(survey, np.arange(atlas.n_objects), normalization, config.augment.crop_size,
-                           atlas.reduced.shape[1], config.seed)
+                           dims, config.seed)
         survey.close()
         spaces = {"representations": atlas.embeddings, "PCA copy": atlas.reduced, "raw pixels": pixels}
         result["anomaly_spaces"] = anomaly_comparison(catalog, {k: v for k, v in spaces.items() if v is not None})

@@ -16,7 +16,8 @@ read-outs of the same network:
 
 With --baselines, the same scores, on the labelled galaxies alone, for raw-pixel PCA (128 dims,
 of the normalised embed crop) and the network untrained. Each run appends one JSON line (the
-overrides, minutes, every figure) to WORK/results.jsonl and prints it. One run at a time: runs share the cores.
+overrides, minutes, every figure) to WORK/results.jsonl and prints it. One run at a time: runs
+share the cores.
 """
 
 from __future__ import annotations

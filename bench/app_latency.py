@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "app"))
 
 
 def rss_mb() -> float:
@@ -39,7 +38,7 @@ def rss_mb() -> float:
 
 def session(data):
     from bokeh.document import Document
-    from explorer import Explorer
+    from galexplore.explorer.page import Explorer
 
     explorer = Explorer(data)
     root = explorer.layout().get_root(Document())
@@ -105,7 +104,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
     import panel as pn
-    from store import load
+    from galexplore.explorer.store import load
 
     pn.extension("tabulator")
     start = time.perf_counter()

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from galexplore.atlas import open_atlas
+from galexplore.atlas.files import open_atlas
 from galexplore.evaluate.quality import anomaly_comparison, anomaly_precision, neighbour_agreement, photoz_by_trust
 
 
@@ -40,8 +40,8 @@ def main() -> int:
         "neighbours": neighbour_agreement(catalog, atlas.neighbors),
     }
     if args.anomaly_spaces:
-        from galexplore.cutouts import _NoSurvey, _open_atlas_survey
-        from galexplore.embed import load_encoder_arrays
+        from galexplore.explorer.cutouts import _NoSurvey, _open_atlas_survey
+        from galexplore.training.embed import load_encoder_arrays
         from galexplore.evaluate.baselines import pixel_pca
 
         try:

@@ -26,7 +26,7 @@ from scipy import ndimage
 
 if TYPE_CHECKING:
     from galexplore.config import AugmentConfig
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
 GEOMETRIC = ("rotate", "scale", "jitter_crop")
 PHYSICAL = ("redden", "psf_blur", "noise")

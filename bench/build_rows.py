@@ -89,7 +89,7 @@ def demo_rows(ctx: Context) -> list[Row]:
 
 def build_stages(config: Path, out: Path, survey: Path | None) -> list[dict[str, Any]]:
     """`galexplore build CONFIG --out OUT` (the survey written to `survey` when given): each stage's report."""
-    from galexplore.build import build
+    from galexplore.pipeline.build import build
     from galexplore.config import load_config
     from galexplore.training.launch import select_device
 

@@ -9,7 +9,7 @@ once per stage as the stage ends (its outputs written, the manifest not yet told
 times at a seeded random moment, a uniform fraction of that stage's seconds in the reference
 manifest counted from the moment the stage begins (killed as it ends if it ends sooner). The next
 run resumes (and may be killed in turn); a round ends with a run that completes. The kills are
-spread evenly over the stages (every stage of galexplore.build.STAGES), dealt at random into the
+spread evenly over the stages (every stage of galexplore.pipeline.build.STAGES), dealt at random into the
 rounds, and made in pipeline order within one.
 
 The builds run as `galexplore build` (the CLI's own `main`) in a child process that also reports,
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.build import STAGES
+from galexplore.pipeline.build import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 SURVEY = "survey.h5"  # relative to the config file, so every folder's fingerprints are the same
@@ -83,8 +83,8 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     """Run the CLI with `cli_args`, writing one line per event to `events_fd`: ``start S``,
     ``end S`` around each stage's work, ``unit S I`` before computing unit I of a resumable stage.
     At the end of stage `target` it waits to be killed: the parent kills it then, if not before."""
-    import galexplore.build as build_module
-    import galexplore.embed
+    import galexplore.pipeline.build as build_module
+    import galexplore.training.embed
     import galexplore.simulate
     import galexplore.simulate.writer as simulate_writer
     import galexplore.training.trainer as trainer
@@ -115,7 +115,7 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     galexplore.simulate.simulate_survey = stage("simulate", galexplore.simulate.simulate_survey)
     simulate_writer._write_chunk = unit("simulate", simulate_writer._write_chunk, lambda config, partial, k, *_: k)
     trainer._step = unit("train", trainer._step, lambda *args: args[7])  # (model, ..., dist, step, device)
-    galexplore.embed.represent = unit("embed", galexplore.embed.represent, lambda model, survey, rows, *_: int(rows[0]))
+    galexplore.training.embed.represent = unit("embed", galexplore.training.embed.represent, lambda model, survey, rows, *_: int(rows[0]))
     return cli_main(cli_args)
 
 
@@ -253,7 +253,7 @@ def check_no_work_redone(run: Run, before: dict[str, Any], tally: Tally, where: 
 
 def check_manifest(folder: Path, tally: Tally, where: str) -> None:
     """The manifest, when there is one, lists only files that are there and whole."""
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
     from galexplore.errors import GalexploreError
 
     if not (folder / ATLAS / "manifest.json").exists():
@@ -279,7 +279,7 @@ def check_same_atlas(folder: Path, reference: Path, tally: Tally, where: str) ->
     times and the summary of what the last run did."""
     import pandas as pd
 
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     ours, theirs = open_atlas(folder / ATLAS, require=()), open_atlas(reference / ATLAS, require=())
     tally.check(sorted(ours.files) == sorted(theirs.files), f"{where}: files {sorted(ours.files)}, reference {sorted(theirs.files)}")

@@ -13,7 +13,7 @@ channels_last), with synthetic cutouts written to an HDF5 survey first:
   the per-image CPU pipeline of the original papers (`bench.augment_reference`, in the loader's
   workers) feeding the same model; goals: loader >= 0.9x resident, loader >= 3x per-image CPU;
 - the augmentations' share of a step (both views, timed alone on the resident batch);
-- embedding images/s of `galexplore.embed.represent` against a bare ``model(x)`` loop;
+- embedding images/s of `galexplore.training.embed.represent` against a bare ``model(x)`` loop;
 - the all-pairs top-50 neighbour graph of 1,000,000 x 128 on the GPU (`knn_graph` with a torch
   device; FAISS's GPU index too when the faiss build has one);
 - model FLOP utilisation: FLOPs of one training step counted by `torch.utils.flop_counter`
@@ -102,8 +102,8 @@ def measure(plan: Plan, config: Path, device: Any, workers: int, peak_tflops: fl
     from bench.train_throughput import run_steps, trainee
     from galexplore.augment import build_augmentations
     from galexplore.config import load_config
-    from galexplore.embed import prepare, represent
-    from galexplore.normalize import Normalization
+    from galexplore.training.embed import prepare, represent
+    from galexplore.survey.normalize import Normalization
     from galexplore.survey.hdf5 import HDF5Survey
     from galexplore.training.data import CutoutBatches, EpochBatches, batch_loader
     from galexplore.training.trainer import Distributed, _step
@@ -222,7 +222,7 @@ def _graph(plan: Plan, device: Any) -> dict[str, Any]:
     import faiss
     import torch
 
-    from galexplore.neighbors import knn_graph
+    from galexplore.maps.neighbors import knn_graph
 
     generator = torch.Generator(device=device).manual_seed(0)
     centres = torch.randn(2000, plan.graph_dim, generator=generator, device=device)

@@ -17,7 +17,7 @@ if ! "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() el
          "and a CUDA build of PyTorch. 'python -m bench.gpu --dry-run' checks the script on a CPU." >&2
     exit 3
 fi
-if ! "$PYTHON" -c 'import galexplore.training.trainer, galexplore.neighbors, h5py, scipy' 2>/dev/null; then
+if ! "$PYTHON" -c 'import galexplore.training.trainer, galexplore.maps.neighbors, h5py, scipy' 2>/dev/null; then
     echo "bench/gpu.sh: installing the project's requirements into $PYTHON" >&2
     "$PYTHON" -m pip install --quiet -e .
 fi

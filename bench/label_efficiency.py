@@ -5,12 +5,12 @@
 
 For each task (redshift: z_spec, scored by sigma_MAD, outlier fraction and bias; morphology:
 p_features, scored by accuracy and ROC AUC of the majority vote) and each label count n (the
-probes' seed-0 split and subsets, `galexplore.probes.sweep_rows`): (a) the encoder's
+probes' seed-0 split and subsets, `galexplore.evaluate.probes.sweep_rows`): (a) the encoder's
 architecture trained from scratch on the n labelled galaxies, (b) the atlas's MoCo encoder
 fine-tuned on them (backbone at --finetune-scale x the head's learning rate), and (c) the linear
 probe on the atlas's frozen embeddings; each scored on the same test rows. Each --seeds value
 repeats every point: for (a) and (b) the training seed (weights, batch order, augmentations) on
-the same n galaxies, for (c) the draw of the n galaxies (see `galexplore.label_sweep.label_sweep`);
+the same n galaxies, for (c) the draw of the n galaxies (see `galexplore.evaluate.label_sweep.label_sweep`);
 every entry has the mean over seeds, the std and each seed's metrics. Then `label_efficiency` of
 (c) and of (b) against (a) on the mean curves. Prints a JSON line per curve and one JSON object
 at the end; --save records it in the atlas as label_efficiency.json (read by `galexplore report`).
@@ -49,11 +49,11 @@ def main() -> None:
 
     import torch
 
-    from galexplore.atlas import open_atlas
-    from galexplore.embed import load_encoder_arrays
-    from galexplore.finetune import SupervisedConfig
-    from galexplore.label_sweep import label_sweep
-    from galexplore.probes import DEFAULT_COLUMNS
+    from galexplore.atlas.files import open_atlas
+    from galexplore.training.embed import load_encoder_arrays
+    from galexplore.evaluate.finetune import SupervisedConfig
+    from galexplore.evaluate.label_sweep import label_sweep
+    from galexplore.evaluate.probes import DEFAULT_COLUMNS
     from galexplore.survey import open_survey
 
     torch.set_num_threads(args.threads)
@@ -81,7 +81,7 @@ def main() -> None:
            "total_s": round(time.perf_counter() - start, 1), **result}
     print(json.dumps(out, indent=1))
     if args.save:
-        from galexplore.atlas import AtlasWriter
+        from galexplore.atlas.files import AtlasWriter
 
         AtlasWriter(args.atlas, name=atlas.name).write_json("label_efficiency.json", out)
 

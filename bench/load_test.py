@@ -473,10 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     SCREENSHOTS = args.screenshots
     if SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT / "app"))
-    from store import colourings
+    from galexplore.explorer.store import colourings
 
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     catalog = open_atlas(args.atlas).read_catalog()
     colours = [c for c in colourings(catalog)]

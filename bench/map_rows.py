@@ -1,6 +1,6 @@
 """Rows of the map: the UMAP layout, and rendering the map's points.
 
-- UMAP: ours (`galexplore.project.umap_layout`: fit on a seeded sample, the rest placed by
+- UMAP: ours (`galexplore.maps.projection.umap_layout`: fit on a seeded sample, the rest placed by
   `transform`) against umap-learn fitted on every point, with the same settings (cosine,
   n_neighbors, min_dist, seeded and so single-threaded); time, and how many of a point's 10
   nearest neighbours in representation space stay among its 10 nearest on the map. Each fit
@@ -31,7 +31,7 @@ WARM_UP_ROWS = 6000  # above 5,000 fitted rows (4,096 in umap-learn), transform 
 
 def umap_rows(ctx: Context) -> list[Row]:
     from galexplore.config import ProjectConfig
-    from galexplore.project import neighbourhood_recall
+    from galexplore.maps.projection import neighbourhood_recall
 
     s = ctx.sizes
     cfg = ProjectConfig()
@@ -72,7 +72,7 @@ def umap_rows(ctx: Context) -> list[Row]:
 
 def fit_sample_and_transform(path: Path, n: int, fit: int, cfg: Any) -> tuple[float, np.ndarray]:
     """(seconds, layout (n, 2)) of our UMAP on the first n rows of the .npy at `path`."""
-    from galexplore.project import umap_layout
+    from galexplore.maps.projection import umap_layout
 
     x = np.ascontiguousarray(np.load(path, mmap_mode="r")[:n], dtype=np.float32)
     return timed(lambda: umap_layout(x, n_neighbors=cfg.n_neighbors, min_dist=cfg.min_dist, seed=0,

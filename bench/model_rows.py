@@ -22,7 +22,7 @@ from bench.measure import Goal, Row, interleaved
 
 if TYPE_CHECKING:
     from bench.suite import Context
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
 
 def augment_rows(ctx: Context) -> list[Row]:
@@ -73,7 +73,7 @@ def embed_rows(ctx: Context) -> list[Row]:
     import torch
 
     from galexplore.config import load_config
-    from galexplore.embed import prepare_cutouts, reading_workers, reads_ahead, represent
+    from galexplore.training.embed import prepare_cutouts, reading_workers, reads_ahead, represent
     from galexplore.models import build_encoder
     from galexplore.survey.hdf5 import HDF5Survey
 
@@ -117,6 +117,6 @@ def embed_rows(ctx: Context) -> list[Row]:
 
 
 def _normalization(bands: Sequence[str]) -> Normalization:
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
     return Normalization(bands=tuple(bands), background=(0.0,) * len(bands), noise=(SKY_NOISE,) * len(bands))

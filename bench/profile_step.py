@@ -19,8 +19,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from galexplore.augment import build_augmentations
     from galexplore.config import load_config
     from galexplore.models import MoCo
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
     from galexplore.survey import open_survey
     from galexplore.training.trainer import step_generator
 

@@ -6,8 +6,8 @@
 
 Trains with the real trainer (`galexplore.training.train`) into WORK/NAME, embeds every galaxy
 with the real embedding path, and scores the representations by the report card's protocol
-(`galexplore.evaluate.card`: kNN k = 20 cosine, stratified 5-fold; a linear probe on the same
-folds; precision@10 per class) and their health (`galexplore.evaluate.health`), for several
+(`galexplore.scoring.card`: kNN k = 20 cosine, stratified 5-fold; a linear probe on the same
+folds; precision@10 per class) and their health (`galexplore.scoring.health`), for several
 read-outs of the same network:
 
 - ``plain``: the L2-normalised pooled backbone features (what the atlas stores today);
@@ -34,8 +34,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
 
 
 def override(raw: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -64,8 +62,8 @@ def readouts(backbone: Any, images: np.ndarray, normalization: Any, crop: int) -
     """plain, centred and dihedral read-outs (N, D) of the backbone on raw cutouts (N, C, H, W)."""
     import torch
 
-    from galexplore.embed import prepare_cutouts
-    from galexplore.evaluate.card import unit_rows
+    from galexplore.training.embed import prepare_cutouts
+    from galexplore.scoring.card import unit_rows
 
     backbone.eval()
     plain, sym = [], []
@@ -80,8 +78,8 @@ def readouts(backbone: Any, images: np.ndarray, normalization: Any, crop: int) -
 
 
 def score(x: np.ndarray, labels: np.ndarray, kind: str) -> dict[str, Any]:
-    from galexplore.evaluate import card
-    from galexplore.evaluate.health import health
+    from galexplore.scoring import card
+    from galexplore.scoring.health import health
 
     if kind == "redshift":
         out = card.redshift_scores(x, labels)
@@ -96,7 +94,7 @@ def score(x: np.ndarray, labels: np.ndarray, kind: str) -> dict[str, Any]:
 
 def pixels(images: np.ndarray, normalization: Any, crop: int, dim: int = 128) -> np.ndarray:
     """Raw-pixel PCA: the normalised embed crop (N, C*crop*crop) on its first `dim` axes."""
-    from galexplore.embed import prepare_cutouts
+    from galexplore.training.embed import prepare_cutouts
 
     flat = prepare_cutouts(images, normalization, crop).reshape(len(images), -1).astype(np.float64)
     flat -= flat.mean(axis=0)
@@ -122,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from galexplore.config import config_from_dict
     from galexplore.models import build_encoder
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
     from galexplore.survey import open_survey
     from galexplore.training.trainer import train
 

@@ -31,8 +31,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
 
 
 def knn_accuracy(x: np.ndarray, y: np.ndarray, k: int, seeds: list[int]) -> dict[str, float]:
@@ -98,7 +96,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
 
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     start = time.perf_counter()
     atlas = open_atlas(Path(args.atlas))

@@ -1,6 +1,6 @@
 """Similarity search rows: a top-k query, the app's click, the all-pairs neighbour graph.
 
-Ours is the library as the build and the app call it (`galexplore.neighbors` with its defaults:
+Ours is the library as the build and the app call it (`galexplore.maps.neighbors` with its defaults:
 exact up to 250,000 vectors, FAISS IVF beyond, its recall measured); the anchors are what a user
 would write instead: a FAISS `IndexFlatIP` (exact), or numpy's matmul and argpartition.
 """
@@ -44,7 +44,7 @@ def query_vectors(base: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
 
 def tie_aware_recall(found: np.ndarray, exact: np.ndarray) -> float:
     """Share of found similarities (Q, k) that reach the exact k-th one (a tie is not a miss)."""
-    from galexplore.neighbors import RECALL_TOLERANCE
+    from galexplore.maps.neighbors import RECALL_TOLERANCE
 
     return float(np.mean(found >= exact[:, -1:] - RECALL_TOLERANCE))
 
@@ -53,7 +53,7 @@ def query_rows(ctx: Context) -> list[Row]:
     """Top-k cosine queries, one and a batch, against FAISS flat and numpy at each N."""
     import faiss
 
-    from galexplore.neighbors import build_index, search_vectors
+    from galexplore.maps.neighbors import build_index, search_vectors
 
     s = ctx.sizes
     rows = []
@@ -92,8 +92,8 @@ def click_rows(ctx: Context) -> list[Row]:
     """The app's click: a galaxy's similar galaxies read from the atlas's precomputed neighbours."""
     import faiss
 
-    from galexplore.atlas import open_atlas
-    from galexplore.explore import similar
+    from galexplore.atlas.files import open_atlas
+    from galexplore.explorer.queries import similar
 
     s = ctx.sizes
     atlas = open_atlas(ctx.scale_atlas(), require=("neighbors.npy", "similarities.npy"))
@@ -113,14 +113,14 @@ def click_rows(ctx: Context) -> list[Row]:
     search = interleaved({"faiss": lambda r: flat.search(queries[r : r + 1], s.click_k + 1)}, repeat=len(queries) - 1)
     notes = {"p99": float(np.percentile(times, 99)), "max": float(max(times)), "clicks": len(times), "k": s.click_k}
     return [Row("click", "app click: similar galaxies (precomputed)", "s", float(np.median(times)),
-                "galexplore.explore.similar on neighbors.npy", search["faiss"], f"{FAISS_FLAT}, 1 query",
+                "galexplore.explorer.queries.similar on neighbors.npy", search["faiss"], f"{FAISS_FLAT}, 1 query",
                 n, base.shape[1], Goal("ours", "<=", 1e-3), notes)]
 
 
 def graph_rows(ctx: Context) -> list[Row]:
     """Every object's k most similar: our build's search against FAISS's exact search."""
     from galexplore.config import NeighborsConfig
-    from galexplore.neighbors import knn_graph
+    from galexplore.maps.neighbors import knn_graph
 
     s = ctx.sizes
     cfg = NeighborsConfig(k=s.graph_k)  # the build's defaults

@@ -1,6 +1,6 @@
 """The atlas from Python: what the explorer answers, as calls for a notebook or a script.
 
-`open_atlas` validates an atlas folder (as `galexplore.atlas.open_atlas` does) and returns an
+`open_atlas` validates an atlas folder (as `galexplore.atlas.files.open_atlas` does) and returns an
 `Atlas` whose arrays are memory-mapped and whose catalog is read once. On it: a galaxy by
 ``object_id``, by sky position or within a radius; the galaxies most similar to one of its own
 (the precomputed neighbour graph) or to a new cutout (embedded with the atlas's own encoder,
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore import atlas as atlas_files
-from galexplore.atlas import CATALOG, EMBEDDING_CENTER, EMBEDDINGS, NEIGHBORS, REDUCED, SIMILARITIES, AtlasError
+from galexplore.atlas import files as atlas_files
+from galexplore.atlas.files import CATALOG, EMBEDDING_CENTER, EMBEDDINGS, NEIGHBORS, REDUCED, SIMILARITIES, AtlasError
 from galexplore.errors import GalexploreError
-from galexplore import explore
-from galexplore.explore import MapIndex, _row_of_id, parse_position
-from galexplore.export import _astropy_table
+from galexplore.explorer import queries as explore
+from galexplore.explorer.queries import MapIndex, _row_of_id, parse_position
+from galexplore.atlas.export import _astropy_table
 
 __all__ = ["Atlas", "open_atlas"]
 
@@ -64,7 +63,7 @@ def open_atlas(path: str | Path) -> Atlas:
 class Atlas(atlas_files.Atlas):
     """An opened atlas with the explorer's questions as methods (see the module docstring).
 
-    Everything of `galexplore.atlas.Atlas` (``catalog``, ``embeddings``, ``neighbors``,
+    Everything of `galexplore.atlas.files.Atlas` (``catalog``, ``embeddings``, ``neighbors``,
     ``manifest``, ...) is here too. The map and sky indexes, the encoder and the search index
     are built on first use and kept.
     """
@@ -114,7 +113,7 @@ class Atlas(atlas_files.Atlas):
         `AtlasError` where the atlas has no sky positions).
 
         The position: RA and Dec in degrees (numbers or astropy angles), one text such as
-        ``"150.1 +2.2"`` or ``"10h00m24s +02d12m00s"`` (see `galexplore.explore.parse_position`),
+        ``"150.1 +2.2"`` or ``"10h00m24s +02d12m00s"`` (see `galexplore.explorer.queries.parse_position`),
         or an astropy ``SkyCoord``.
 
         >>> g = atlas.galaxy(atlas.catalog["object_id"].iloc[7])
@@ -175,7 +174,7 @@ class Atlas(atlas_files.Atlas):
         >>> int(hits.index[0]), round(float(hits["similarity"].iloc[0]), 4)  # itself first
         (0, 1.0)
         """
-        from galexplore.neighbors import search_vectors
+        from galexplore.maps.neighbors import search_vectors
 
         if not 1 <= k <= len(self):
             raise GalexploreError(f"k = {k}: expected 1 <= k <= {len(self):,}, the atlas's galaxies")
@@ -187,7 +186,7 @@ class Atlas(atlas_files.Atlas):
     def embed(self, image: np.ndarray) -> np.ndarray:
         """The search-space vector (1, d) float32, unit length, of a cutout (C, H, W): the one
         `similar_to_cutout` searches with (see there)."""
-        from galexplore.embed import center_rows, represent
+        from galexplore.training.embed import center_rows, represent
         from galexplore.survey.memory import ArraySurvey
 
         backbone, normalization, crop = self._encoder
@@ -210,7 +209,7 @@ class Atlas(atlas_files.Atlas):
     def select_polygon(self, vertices: Sequence[Sequence[float]] | np.ndarray) -> pd.DataFrame:
         """The galaxies strictly inside a polygon of (umap_x, umap_y) vertices on the map, in
         atlas order: a lasso without the mouse. Any simple or self-crossing polygon (see
-        `galexplore.explore.MapIndex.in_polygon`); it closes itself.
+        `galexplore.explorer.queries.MapIndex.in_polygon`); it closes itself.
 
         >>> x, y = atlas.catalog["umap_x"], atlas.catalog["umap_y"]
         >>> box = [(x.min() - 1, y.min() - 1), (x.max() + 1, y.min() - 1), (x.max() + 1, y.max() + 1)]
@@ -268,21 +267,14 @@ class Atlas(atlas_files.Atlas):
         """The explorer app on this atlas as a Panel object: in Jupyter, run
         ``pn.extension("tabulator")`` once, then ``atlas.explorer()`` shows it inline (or
         ``.servable()`` / ``pn.serve`` it). `params` set the view (``colour="z_spec"``, ``k=8``,
-        ``query=row``, ...), as the app's URL does. Needs the app (``pip install galexplore[app]``
-        and a checkout, whose app/ folder is beside the galexplore package).
+        ``query=row``, ...), as the app's URL does. Needs Panel (``pip install galexplore[app]``).
 
         >>> import panel as pn
         >>> isinstance(atlas.explorer(), pn.viewable.Viewable)
         True
         """
-        app = Path(__file__).resolve().parents[1] / "app"
-        if not (app / "explorer.py").exists():
-            raise GalexploreError(f"{app}: the explorer app is not beside this installation; "
-                                  f"run it from a checkout of galexplore")
-        if str(app) not in sys.path:
-            sys.path.insert(0, str(app))  # the app's modules import each other by name, as `panel serve` runs them
-        from explorer import Explorer
-        from store import load
+        from galexplore.explorer.page import Explorer
+        from galexplore.explorer.store import load
 
         return Explorer(load(self.path), **params).layout()
 
@@ -324,13 +316,13 @@ class Atlas(atlas_files.Atlas):
 
     @functools.cached_property
     def _search_index(self) -> Any:
-        from galexplore.neighbors import build_index
+        from galexplore.maps.neighbors import build_index
 
         return build_index(self._search_space, method="exact")
 
     @functools.cached_property
     def _pca(self) -> Any:
-        from galexplore.project import PCA
+        from galexplore.maps.projection import PCA
 
         if not self.has(PCA_FILE):
             raise AtlasError(f"atlas {self.path}: its neighbours were searched in {REDUCED} but it has no {PCA_FILE} "
@@ -340,7 +332,7 @@ class Atlas(atlas_files.Atlas):
     @functools.cached_property
     def _encoder(self) -> tuple[Any, Any, int]:
         """(backbone on the CPU in eval mode, normalisation, crop size) as the embed stage used them."""
-        from galexplore.embed import load_encoder_arrays
+        from galexplore.training.embed import load_encoder_arrays
 
         missing = [name for name in ENCODER if not self.has(name)]
         if missing:
@@ -353,7 +345,7 @@ class Atlas(atlas_files.Atlas):
 
     @functools.cached_property
     def _survey(self) -> Any:
-        from galexplore.cutouts import _NoSurvey, _open_atlas_survey
+        from galexplore.explorer.cutouts import _NoSurvey, _open_atlas_survey
 
         try:
             return _open_atlas_survey(self)
@@ -390,7 +382,7 @@ class Atlas(atlas_files.Atlas):
 
 def sky_position(ra: Any, dec: Any = None) -> tuple[float, float]:
     """(ra, dec) in degrees of a position given as numbers (degrees) or astropy angles, one text
-    (`galexplore.explore.parse_position`), or a scalar astropy ``SkyCoord`` (taken in ICRS).
+    (`galexplore.explorer.queries.parse_position`), or a scalar astropy ``SkyCoord`` (taken in ICRS).
 
     >>> [round(v, 6) for v in sky_position("10:00:24 +02:12:00")]
     [150.1, 2.2]

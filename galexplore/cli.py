@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from galexplore.atlas.locations import ablation_folder, atlas_folder, run_folder
+
 EXIT_USER_ERROR = 2
 
 
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                          "the run folder's latest checkpoint unless --restart. Under torchrun, each "
                          "process trains on its share of every batch (nccl on GPUs, gloo on CPUs).")
     _config_argument(p)
-    p.add_argument("--out", type=Path, help="the run folder (default data/runs/<config name>)")
+    p.add_argument("--out", type=Path, help="the run folder (default data/runs/<config name>, or under $GALEXPLORE_DATA)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true",
                        help="continue from the run folder's latest checkpoint (the default)")
@@ -91,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
                          "catalog: one atlas folder. Stages already up to date are skipped; an "
                          "interrupted build resumes. Under torchrun every process trains and embeds.")
     _config_argument(p)
-    p.add_argument("--out", type=Path, help="the atlas folder (default data/atlas/<config name>)")
+    p.add_argument("--out", type=Path, help="the atlas folder (default data/atlas/<config name>, or under $GALEXPLORE_DATA)")
     p.add_argument("--run", type=Path, dest="run_folder",
                    help="the training run folder (default <atlas>.run beside it)")
     p.add_argument("--embeddings", type=Path, help="start from these representations (.npy, N x D) ...")
@@ -128,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Serve the explorer on ATLAS: the same as `panel serve app/ --args "
                          "--atlas ATLAS`. Listens on localhost only unless --address says otherwise; "
                          "to serve a team, give --address 0.0.0.0 and --allow-websocket-origin HOST:PORT.")
-    p.add_argument("atlas", type=Path, nargs="?", help="the atlas folder (default data/atlas/demo)")
+    p.add_argument("atlas", type=Path, nargs="?", help="the atlas folder (default data/atlas/demo, or under $GALEXPLORE_DATA)")
     p.add_argument("--port", type=int, default=5006, help="the port (default 5006)")
     p.add_argument("--address", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     p.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
@@ -236,7 +238,7 @@ def _train(args: argparse.Namespace) -> int:
     from galexplore.training.trainer import train
 
     cfg = load_config(args.config)
-    run = args.out or Path("data") / "runs" / cfg.name
+    run = args.out or run_folder(cfg.name)
     dist = distributed_from_environment(os.environ)
     device = select_device(args.device, os.environ)
 
@@ -260,9 +262,9 @@ def _train(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     import json
 
-    from galexplore.atlas import AtlasWriter, open_atlas
+    from galexplore.atlas.files import AtlasWriter, open_atlas
     from galexplore.errors import GalexploreError
-    from galexplore.probes import evaluate_probes
+    from galexplore.evaluate.probes import evaluate_probes
 
     _check_seed(args.seed)
     try:
@@ -298,7 +300,7 @@ def _ablation(args: argparse.Namespace) -> int:
 
     from galexplore.errors import GalexploreError
 
-    from galexplore.ablation import format_table, run_ablation
+    from galexplore.evaluate.ablation import format_table, run_ablation
     from galexplore.config import load_config
     from galexplore.training.launch import select_device
 
@@ -309,13 +311,13 @@ def _ablation(args: argparse.Namespace) -> int:
         if args.reference_run is not None:
             raise GalexploreError("--epochs trains every variant anew; it cannot reuse --reference-run")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs))
-    out = args.out or Path("data") / "ablation" / cfg.name
+    out = args.out or ablation_folder(cfg.name)
     results = run_ablation(cfg, out, only=args.variants, reference_run=args.reference_run,
                            device=select_device(args.device, os.environ), log=lambda line: _status(line, final=True))
     print(format_table(results))
     print(f"wrote {out / 'ablation.json'}")
     if args.atlas is not None:
-        from galexplore.atlas import AtlasWriter, open_atlas
+        from galexplore.atlas.files import AtlasWriter, open_atlas
 
         AtlasWriter(args.atlas, name=open_atlas(args.atlas, require=()).name).write_json("ablation.json", results)
         print(f"recorded in {args.atlas}")
@@ -333,9 +335,7 @@ def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", ori
     """The `panel serve app/` command line that serves `atlas` (for `galexplore serve` and the tests)."""
     from galexplore.errors import GalexploreError
 
-    app = Path(__file__).resolve().parents[1] / "app"
-    if not (app / "main.py").exists():
-        raise GalexploreError(f"{app}: the explorer app is not beside this installation; run it from a checkout of galexplore")
+    app = Path(__file__).resolve().parent / "explorer" / "app"  # the served app's folder, in the package
     if not (atlas / "manifest.json").exists():
         raise GalexploreError(f"{atlas}: not an atlas (no manifest.json); build one with `galexplore build CONFIG --out {atlas}`")
     command = [sys.executable, "-m", "panel", "serve", str(app), "--port", str(port), "--address", address,
@@ -355,7 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise GalexploreError(f"--port {args.port}: expected a TCP port number from 1 to 65535")
-    atlas = (args.atlas or Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo").resolve()
+    atlas = (args.atlas or atlas_folder()).resolve()
     command = serve_command(atlas, args.port, args.address, args.allow_websocket_origin, args.show)
     print(f"serving {atlas} at http://{args.address}:{args.port}/app", flush=True)
     os.execv(sys.executable, command)
@@ -365,12 +365,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import os
 
-    from galexplore.build import build
+    from galexplore.pipeline.build import build
     from galexplore.config import load_config
     from galexplore.training.launch import distributed_from_environment, select_device
 
     cfg = load_config(args.config)
-    out = args.out or Path("data") / "atlas" / cfg.name
+    out = args.out or atlas_folder(cfg.name)
     dist = distributed_from_environment(os.environ)
     device = select_device(args.device, os.environ)
     bars = _ProgressBars()
@@ -418,7 +418,7 @@ def _report_on_encoder(args: argparse.Namespace, compute, render) -> int:
     import json
     import os
 
-    from galexplore.embed import load_encoder
+    from galexplore.training.embed import load_encoder
     from galexplore.survey import open_survey
     from galexplore.training.launch import select_device
 
@@ -435,7 +435,7 @@ def _report_on_encoder(args: argparse.Namespace, compute, render) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from galexplore.atlas import MANIFEST
+    from galexplore.atlas.files import MANIFEST
 
     if (args.encoder / MANIFEST).is_file():
         return _evaluate_atlas(args)
@@ -482,9 +482,9 @@ def _evaluate_atlas(args: argparse.Namespace) -> int:
     """Print the report card the build stored in the atlas's manifest."""
     import json
 
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
     from galexplore.errors import GalexploreError
-    from galexplore.evaluate.atlas_card import card_text
+    from galexplore.scoring.atlas_card import card_text
 
     atlas = open_atlas(args.encoder)
     result = (atlas.stages.get("card") or {}).get("card")
@@ -511,16 +511,16 @@ def _inspect(args: argparse.Namespace) -> int:
     import json
 
     if args.path.is_dir() and (args.path / "manifest.json").exists():
-        from galexplore.atlas import open_atlas
+        from galexplore.atlas.files import open_atlas
         from galexplore.errors import GalexploreError
-        from galexplore.summary import format_atlas_summary, summarize_atlas
+        from galexplore.report.summary import format_atlas_summary, summarize_atlas
 
         if args.config is not None:
             raise GalexploreError(f"--config applies to surveys; {args.path} is an atlas")
         summary = summarize_atlas(open_atlas(args.path, require=()))
         print(json.dumps(summary) if args.json else format_atlas_summary(summary))
         return 0
-    from galexplore.summary import format_summary, summarize_survey
+    from galexplore.report.summary import format_summary, summarize_survey
 
     with _open(args.path, args.config) as survey:
         summary = summarize_survey(survey)
@@ -529,9 +529,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from galexplore.atlas import CATALOG, open_atlas
+    from galexplore.atlas.files import CATALOG, open_atlas
     from galexplore.io import make_folder
-    from galexplore.report import write_report
+    from galexplore.report.page import write_report
 
     atlas = open_atlas(args.atlas, require=(CATALOG,))
     out = make_folder(args.out or args.atlas / "report")
@@ -543,7 +543,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _montage(args: argparse.Namespace) -> int:
     from galexplore.errors import GalexploreError
-    from galexplore.montage import MAX_COLUMNS, MAX_TILES, MIN_TILE, draw_montage
+    from galexplore.report.montage import MAX_COLUMNS, MAX_TILES, MIN_TILE, draw_montage
 
     if not 1 <= args.n <= MAX_TILES:
         raise GalexploreError(f"--n {args.n}: expected a positive integer <= {MAX_TILES:,} (each tile is at least "

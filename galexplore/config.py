@@ -311,7 +311,7 @@ class AnomalyConfig:
 
 @dataclass(frozen=True)
 class ProbesConfig:
-    """Which catalog columns the linear probes of the build predict (see `galexplore.probes`).
+    """Which catalog columns the linear probes of the build predict (see `galexplore.evaluate.probes`).
 
     The spectroscopic redshift is always the column ``z_spec`` (map another name onto it with
     survey.rename). `morphology` lists columns of values in [0, 1], Galaxy Zoo vote fractions or
@@ -328,7 +328,7 @@ class ProbesConfig:
 
 @dataclass(frozen=True)
 class CardConfig:
-    """The report card (`galexplore.evaluate.atlas_card`): every label column scored on the
+    """The report card (`galexplore.scoring.atlas_card`): every label column scored on the
     atlas's representations next to raw-pixel PCA and the same network untrained.
 
     `rows` labelled galaxies at most (a seeded sample) are scored, the same rows in every space;

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from galexplore.ablation import format_table, run_ablation, variants
+from galexplore.evaluate.ablation import format_table, run_ablation, variants
 from galexplore.errors import GalexploreError
 
 from .synthetic import tiny_config, tiny_survey

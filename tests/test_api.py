@@ -16,8 +16,8 @@ import pytest
 
 import galexplore as gx
 from galexplore import api
-from galexplore.atlas import AtlasError, AtlasWriter
-from galexplore.build import build
+from galexplore.atlas.files import AtlasError, AtlasWriter
+from galexplore.pipeline.build import build
 from galexplore.config import load_config
 from galexplore.errors import GalexploreError
 
@@ -278,7 +278,7 @@ def test_explorer_is_a_panel_object(atlas):
 
 def test_the_atlas_carries_its_report_card_into_the_cli_the_report_and_the_page(built, atlas, capsys, tmp_path):
     from galexplore.cli import main
-    from galexplore.report import write_report
+    from galexplore.report.page import write_report
 
     result = atlas.manifest["stages"]["card"]["card"]
     assert result["spaces"] == ["encoder", "search", "pixels", "untrained"]  # pca_dim = 8: a search space
@@ -304,8 +304,8 @@ def test_the_atlas_carries_its_report_card_into_the_cli_the_report_and_the_page(
     import panel as pn
 
     atlas.explorer()  # puts the app's modules on the path, as the notebook path does
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     controls = Explorer(load(built[0])).controls()
     cards = [c for c in controls if isinstance(c, pn.Card)]

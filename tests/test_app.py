@@ -13,9 +13,8 @@ import pytest
 from astropy.table import Table
 
 APP = Path(__file__).resolve().parents[1] / "app"
-sys.path.insert(0, str(APP))
 
-from galexplore.build import build  # noqa: E402
+from galexplore.pipeline.build import build  # noqa: E402
 from galexplore.config import config_from_dict  # noqa: E402
 
 N = 600
@@ -44,8 +43,8 @@ def atlas(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def explorer(atlas):
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     return Explorer(load(atlas))
 
@@ -211,20 +210,19 @@ def _panes(layout):
 
 
 def test_a_missing_atlas_gives_a_page_that_says_how_to_build_one(tmp_path):
-    import main
-
-    from galexplore.atlas import AtlasError
-    from store import load
+    from galexplore.atlas.files import AtlasError
+    from galexplore.explorer import server
+    from galexplore.explorer.store import load
 
     with pytest.raises(AtlasError) as error:
         load(tmp_path / "nowhere")
-    page = main.problem_page(tmp_path / "nowhere", error.value)
+    page = server.problem_page(tmp_path / "nowhere", error.value)
     text = " ".join(str(p.object) for p in page.objects)
     assert "make demo" in text and "no such folder" in text
 
 
 def test_url_values_parse_and_ignore_garbage():
-    from urlstate import read_url
+    from galexplore.explorer.urlstate import read_url
 
     args = {"colour": [b"type"], "galaxy": [b"12"], "present": [b"true"], "below": [b"0.2"], "k": [b"x"]}
     state = read_url(args, ["density", "type"], n=600)
@@ -254,7 +252,7 @@ def test_the_served_app_listens_on_localhost_and_keeps_slow_sessions(atlas):
 
 
 def test_warming_prepares_every_colouring_with_its_values(atlas):
-    from store import load
+    from galexplore.explorer.store import load
 
     data = load(atlas)
     data.warm()
@@ -305,7 +303,7 @@ def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
 ], ids=["k-0", "k-100000", "below-5", "below-nan", "galaxy-99999999", "galaxy-minus-2", "colour-unknown",
         "view-infinite", "present-maybe", "not-utf8", "too-long"])
 def test_a_url_value_is_clamped_or_ignored_with_a_note(query, values, note):
-    from urlstate import read_url
+    from galexplore.explorer.urlstate import read_url
 
     state = read_url(query, ["density", "z_spec", "type"], n=600)
     assert state.values == values
@@ -313,8 +311,8 @@ def test_a_url_value_is_clamped_or_ignored_with_a_note(query, values, note):
 
 
 def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_so_does_select_these(atlas):
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     explorer = Explorer(load(atlas), query=99_999_999)
     assert explorer.query == -1 and explorer.message.visible
@@ -325,14 +323,15 @@ def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_so_does_select
 
 
 def test_the_page_renders_whatever_the_url_holds(atlas, monkeypatch):
-    """main.page() with every kind of bad value: a page with the explorer and its notes."""
-    import main
+    """server.page() with every kind of bad value: a page with the explorer and its notes."""
     import panel as pn
+
+    from galexplore.explorer import server
 
     bad = {"k": [b"0"], "below": [b"nan"], "galaxy": [b"99999999"], "view": [b"nan,1,0,1"], "colour": [b"nope"]}
     monkeypatch.setattr(type(pn.state), "session_args", property(lambda self: bad))
     monkeypatch.setattr(sys, "argv", ["main.py", "--atlas", str(atlas)])
-    page = main.page()
+    page = server.page()
     alerts = [p for p in _panes(page) if isinstance(p, pn.pane.Alert) and p.visible]
     text = " ".join(str(a.object) for a in alerts)
     for expected in ("?k=&#x27;0&#x27;: showing 1", "?below=&#x27;nan&#x27;: ignored", "?galaxy=&#x27;99999999&#x27;",
@@ -345,7 +344,7 @@ def _damaged_copy(atlas: Path, tmp_path: Path, change) -> Path:
     manifest agrees: a damage that `open_atlas` cannot see)."""
     import shutil
 
-    from galexplore.atlas import AtlasWriter, open_atlas
+    from galexplore.atlas.files import AtlasWriter, open_atlas
 
     copy = Path(shutil.copytree(atlas, tmp_path / "atlas"))
     change(AtlasWriter(copy, open_atlas(copy).name), open_atlas(copy))
@@ -353,11 +352,11 @@ def _damaged_copy(atlas: Path, tmp_path: Path, change) -> Path:
 
 
 def test_a_corrupt_neighbour_index_gives_a_message_not_a_blank_page(atlas, tmp_path):
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     from galexplore.errors import GalexploreError
-    from galexplore.explore import similar
+    from galexplore.explorer.queries import similar
 
     def corrupt(writer, old):
         neighbors = np.array(old.neighbors)
@@ -378,10 +377,10 @@ def test_a_corrupt_neighbour_index_gives_a_message_not_a_blank_page(atlas, tmp_p
 
 
 def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, tmp_path):
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
-    from galexplore.export import EXPORT_FORMATS
+    from galexplore.atlas.export import EXPORT_FORMATS
 
     def add_lists(writer, old):
         catalog = old.catalog.copy()
@@ -405,8 +404,8 @@ def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, t
 
 def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
     """Tabulator writes titles as HTML; the browser test checks that nothing runs."""
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     hostile = "<img src=x onerror=alert('col')>"
 
@@ -422,8 +421,8 @@ def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
 def test_the_app_helpers_examples_run():
     import doctest
 
-    import hosts
-    import urlstate
+    from galexplore.explorer import hosts as hosts
+    from galexplore.explorer import urlstate as urlstate
 
     for module in (urlstate, hosts):
         failed, tried = doctest.testmod(module)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import galexplore
-from galexplore.atlas import (
+from galexplore.atlas.files import (
     CATALOG,
     EMBEDDINGS,
     MANIFEST,

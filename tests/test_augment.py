@@ -23,7 +23,7 @@ from galexplore.augment import (
 )
 from galexplore.config import SDSS_EXTINCTION, AugmentConfig, config_from_dict
 from galexplore.errors import ConfigError
-from galexplore.normalize import Normalization
+from galexplore.survey.normalize import Normalization
 
 BANDS = ("u", "g", "r", "i", "z")
 NOISE_LEVELS = (0.5, 1.0, 2.0, 4.0, 8.0)

@@ -20,7 +20,7 @@ import pytest
 from astropy.utils.exceptions import AstropyUserWarning
 from PIL import Image
 
-from galexplore.atlas import CATALOG, EMBEDDINGS, MANIFEST, NEIGHBORS, SIMILARITIES, AtlasWriter, file_fingerprint
+from galexplore.atlas.files import CATALOG, EMBEDDINGS, MANIFEST, NEIGHBORS, SIMILARITIES, AtlasWriter, file_fingerprint
 from galexplore.errors import GalexploreError
 
 from .synthetic import PIPELINES, png_header_only
@@ -416,9 +416,9 @@ def test_resnet18_weights_under_a_resnet50_config(tmp_path: Path) -> None:
     import torch
 
     from galexplore.config import config_from_dict, to_toml
-    from galexplore.embed import ENCODER_FORMAT
+    from galexplore.training.embed import ENCODER_FORMAT
     from galexplore.models import build_encoder
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
     small = config_from_dict({})
     bands = list(small.survey.bands)
@@ -689,7 +689,7 @@ def test_an_embedding_of_1e38_keeps_its_direction(odd_build: tuple[np.ndarray, P
 def test_a_list_valued_catalog_column_builds_and_is_kept(odd_build: tuple[np.ndarray, Path]) -> None:
     """The build carries the column through; the explorer skips it as a colouring with a note
     (tests/test_app.py::test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works)."""
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     catalog = open_atlas(odd_build[1]).read_catalog()
     assert [list(v) for v in catalog["bands_seen"][:2]] == [["z"], ["g", "r"]]
@@ -719,7 +719,7 @@ def test_an_out_path_that_is_a_folder_for_a_file(tmp_path: Path) -> None:
 
 
 def test_an_empty_selection_is_not_exported(atlas: Path) -> None:
-    from galexplore.export import export_selection
+    from galexplore.atlas.export import export_selection
 
     catalog = pd.read_parquet(atlas / CATALOG)
     with pytest.raises(GalexploreError, match="the selection is empty: nothing to export"):
@@ -732,7 +732,7 @@ def test_a_csv_export_cannot_run_as_a_spreadsheet_formula(atlas: Path) -> None:
     import csv
     import io
 
-    from galexplore.export import export_selection
+    from galexplore.atlas.export import export_selection
 
     catalog = pd.read_parquet(atlas / CATALOG).head(7).copy()
     catalog["type"] = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tx", "\rx", "NGC 4414"]
@@ -796,7 +796,7 @@ UPLOAD_CASES = {
 
 @pytest.mark.parametrize("case", list(UPLOAD_CASES))
 def test_an_uploaded_catalog_must_be_a_table_with_positions(case: str) -> None:
-    from galexplore.export import read_uploaded_catalog
+    from galexplore.atlas.export import read_uploaded_catalog
 
     data, filename, expected = UPLOAD_CASES[case]
     with pytest.raises(GalexploreError) as error, warnings.catch_warnings():
@@ -808,7 +808,7 @@ def test_an_uploaded_catalog_must_be_a_table_with_positions(case: str) -> None:
 
 
 def test_an_uploaded_catalog_is_read_in_any_format_with_ra_dec_in_any_case(atlas: Path) -> None:
-    from galexplore.export import EXPORT_FORMATS, export_selection, read_uploaded_catalog
+    from galexplore.atlas.export import EXPORT_FORMATS, export_selection, read_uploaded_catalog
 
     catalog = pd.read_parquet(atlas / CATALOG).rename(columns={"ra": "RA", "dec": "Dec"})
     for fmt, spec in EXPORT_FORMATS.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import string
-import sys
 import tomllib
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from galexplore.atlas import CATALOG, EMBEDDINGS, MANIFEST, NEIGHBORS, SIMILARITIES, AtlasWriter, open_atlas
+from galexplore.atlas.files import CATALOG, EMBEDDINGS, MANIFEST, NEIGHBORS, SIMILARITIES, AtlasWriter, open_atlas
 from galexplore.config import Config, config_from_dict, load_config, to_toml
 from galexplore.errors import GalexploreError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -98,7 +96,7 @@ def test_any_csv_is_a_checked_catalog_or_a_survey_error(columns, rows):
 def test_any_uploaded_bytes_are_a_catalog_or_refused(data, name):
     import warnings
 
-    from galexplore.export import read_uploaded_catalog
+    from galexplore.atlas.export import read_uploaded_catalog
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy's warnings on damaged files, before our refusal
@@ -120,7 +118,7 @@ url_texts = st.one_of(st.text(max_size=30), st.from_regex(r"-?\d{1,12}(\.\d+)?",
                        st.lists(st.one_of(url_texts.map(str.encode), st.binary(max_size=20)), min_size=1, max_size=2)),
        st.integers(1, 10**6))
 def test_any_url_gives_explorer_values_in_range(args, n):
-    from urlstate import K_RANGE, URL_KEYS, parse_view, read_url
+    from galexplore.explorer.urlstate import K_RANGE, URL_KEYS, parse_view, read_url
 
     state = read_url(args, ["density", "z_spec", "type"], n)
     values = state.values
@@ -193,7 +191,7 @@ def test_a_fuzzed_atlas_is_read_or_refused_with_a_message(small_atlas: Path, tmp
     """Seeded byte mutations of the manifest, the catalog and the arrays. Half of the rounds also
     rewrite the manifest's sizes and fingerprints to agree with the mutated file, as a forger
     would, so the readers behind the fingerprint check are reached too."""
-    from galexplore.atlas import file_fingerprint
+    from galexplore.atlas.files import file_fingerprint
 
     rng = np.random.default_rng(2024)
     targets = [MANIFEST, CATALOG, EMBEDDINGS, NEIGHBORS, "pca.npz", "notes.json"]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galexplore.build import build
+from galexplore.pipeline.build import build
 from galexplore.cli import serve_command
 from galexplore.config import config_from_dict
 

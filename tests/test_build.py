@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import galexplore.build as build_module
-from galexplore.atlas import open_atlas
-from galexplore.build import build
+import galexplore.pipeline.build as build_module
+from galexplore.atlas.files import open_atlas
+from galexplore.pipeline.build import build
 from galexplore.cli import main
 from galexplore.config import config_from_dict, load_config
 from galexplore.errors import GalexploreError
@@ -146,13 +146,13 @@ def _interrupt_after(monkeypatch, target: object, name: str, calls: int) -> None
     ("catalog", "atlas", "AtlasWriter.write_catalog", 1),
 ])
 def test_an_interrupted_stage_reruns_to_the_same_atlas(given, reference, tmp_path, monkeypatch, stage, target, name, calls):
-    import galexplore.atlas
-    import galexplore.neighbors
-    import galexplore.project
-    import galexplore.scores
+    import galexplore.atlas.files
+    import galexplore.maps.neighbors
+    import galexplore.maps.projection
+    import galexplore.maps.scores
 
-    modules = {"unit_rows": build_module, "project": galexplore.project, "neighbors": galexplore.neighbors,
-               "scores": galexplore.scores, "atlas": galexplore.atlas}
+    modules = {"unit_rows": build_module, "project": galexplore.maps.projection, "neighbors": galexplore.maps.neighbors,
+               "scores": galexplore.maps.scores, "atlas": galexplore.atlas.files}
     owner = modules[target]
     if "." in name:
         cls, name = name.split(".")
@@ -208,10 +208,10 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
         project=dataclasses.replace(cfg.project, n_neighbors=8),
     )
     out, run = tmp_path / "atlas", tmp_path / "run"
-    import galexplore.embed
+    import galexplore.training.embed
 
     with monkeypatch.context() as patch:
-        _interrupt_after(patch, galexplore.embed, "represent", 2)
+        _interrupt_after(patch, galexplore.training.embed, "represent", 2)
         with pytest.raises(Interrupt):
             build(cfg, out, run=run)
     assert len(list((out / build_module.WORK / "embed").glob("chunk-*.npy"))) == 1
@@ -241,8 +241,8 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
 
 def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_path):
     """Under torchrun each rank embeds every world_size-th chunk; together they cover all rows once."""
-    from galexplore.atlas import AtlasWriter
-    from galexplore.build import _assemble, _prepare_work, _run_chunks
+    from galexplore.atlas.files import AtlasWriter
+    from galexplore.pipeline.build import _assemble, _prepare_work, _run_chunks
     from galexplore.training.trainer import Distributed
 
     n, chunk_rows = 103, 10
@@ -319,8 +319,8 @@ def test_cli_probe_sweeps_label_counts_and_saves_them_in_the_atlas(reference, tm
 
 
 def test_assemble_with_a_center_writes_unit_rows_of_the_shifted_representations(tmp_path):
-    from galexplore.atlas import AtlasWriter
-    from galexplore.build import _assemble, _chunk_mean, _prepare_work, _run_chunks
+    from galexplore.atlas.files import AtlasWriter
+    from galexplore.pipeline.build import _assemble, _chunk_mean, _prepare_work, _run_chunks
     from galexplore.training.trainer import Distributed
 
     rows = np.array([[3.0, 1.0], [1.0, 1.0], [1.0, 3.0], [3.0, 3.0]], dtype=np.float32)

@@ -5,18 +5,17 @@ build refuses it and leaves no atlas."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from galexplore.build import build
-from galexplore.classes import UNLABELLED
+from galexplore.pipeline.build import build
+from galexplore.labels import UNLABELLED
 from galexplore.config import config_from_dict
 from galexplore.errors import GalexploreError
-from galexplore.scores import labelled_masks
+from galexplore.maps.scores import labelled_masks
 
 APP = Path(__file__).resolve().parents[1] / "app"
 N = 300
@@ -63,7 +62,7 @@ def _labelled(catalog: pd.DataFrame) -> np.ndarray:
 
 
 def test_the_probe_predicts_a_class_and_its_probability_for_every_galaxy(atlas: Path) -> None:
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     opened = open_atlas(atlas)
     catalog = opened.catalog
@@ -89,7 +88,7 @@ def test_the_probe_predicts_a_class_and_its_probability_for_every_galaxy(atlas: 
 
 
 def test_trust_of_the_class_label_counts_unknown_and_empty_rows_as_unlabelled(atlas: Path) -> None:
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     opened = open_atlas(atlas)
     catalog = opened.catalog
@@ -121,9 +120,8 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
     from bokeh.models import GlyphRenderer
     from bokeh.models import ImageStack as ImageStackGlyph
 
-    sys.path.insert(0, str(APP))
-    from explorer import UNLABELLED_COLOUR, Explorer, category_colours
-    from store import load
+    from galexplore.explorer.page import UNLABELLED_COLOUR, Explorer, category_colours
+    from galexplore.explorer.store import load
 
     data = load(atlas)
     label, pred = data.colourings["gz1_type"], data.colourings["gz1_type_pred"]
@@ -164,8 +162,8 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
 
 
 def test_the_report_lists_the_class_probes_held_out_scores(atlas: Path, tmp_path: Path) -> None:
-    from galexplore.atlas import open_atlas
-    from galexplore.report import probes_section
+    from galexplore.atlas.files import open_atlas
+    from galexplore.report.page import probes_section
 
     section = probes_section(open_atlas(atlas), tmp_path)
     assert "gz1_type" in section.html and "balanced_accuracy" in section.html
@@ -198,8 +196,8 @@ def test_a_text_trust_label_not_declared_a_class_column_is_refused(given: Path, 
 
 
 def test_the_gz1_dev_preset_declares_its_class_column(shared_data: Path) -> None:
-    from galexplore.build_inputs import check_catalog_columns
-    from galexplore.classes import class_names
+    from galexplore.pipeline.inputs import check_catalog_columns
+    from galexplore.labels import class_names
     from galexplore.config import load_config
     from galexplore.survey import open_survey
 

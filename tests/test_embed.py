@@ -1,5 +1,5 @@
-"""The embed path (`galexplore.embed.represent`): equal to a straightforward reference, resumable,
-and read ahead in order by `galexplore.prefetch`."""
+"""The embed path (`galexplore.training.embed.represent`): equal to a straightforward reference, resumable,
+and read ahead in order by `galexplore.training.prefetch`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from galexplore.embed import prepare, prepare_cutouts, represent
+from galexplore.training.embed import prepare, prepare_cutouts, represent
 from galexplore.errors import GalexploreError, SurveyError
-from galexplore.normalize import LUPTON_SOFTENING, Normalization
-from galexplore.prefetch import prefetch
+from galexplore.survey.normalize import LUPTON_SOFTENING, Normalization
+from galexplore.training.prefetch import prefetch
 from galexplore.survey.hdf5 import HDF5Survey
 
 N, BANDS, SIZE, CROP = 45, 3, 20, 15  # an odd margin: the crop starts at (20 - 15) // 2 = 2
@@ -81,9 +81,9 @@ def _reference(net: nn.Module, cutouts: np.ndarray, rows: np.ndarray) -> np.ndar
 
 @pytest.mark.parametrize("read_ahead", [False, True], ids=["inline", "thread"])
 def test_represent_equals_the_plain_reference_in_batches_of_any_size(survey, cutouts, normalization, read_ahead, monkeypatch):
-    import galexplore.embed
+    import galexplore.training.embed
 
-    monkeypatch.setattr(galexplore.embed, "reads_ahead", lambda device: read_ahead)
+    monkeypatch.setattr(galexplore.training.embed, "reads_ahead", lambda device: read_ahead)
     net = _net()
     rows = np.arange(N)
     expected = _reference(net, cutouts, rows)
@@ -162,12 +162,12 @@ def test_an_embedding_killed_in_a_chunk_resumes_to_the_uninterrupted_result(
 ):
     """The embed stage's chunks: a failure inside chunk 2 keeps chunk 1 and writes nothing of
     chunk 2; the rerun computes only the missing chunks and assembles the same array."""
-    import galexplore.embed
-    from galexplore.atlas import AtlasWriter
-    from galexplore.build import _assemble, _run_chunks
+    import galexplore.training.embed
+    from galexplore.atlas.files import AtlasWriter
+    from galexplore.pipeline.build import _assemble, _run_chunks
     from galexplore.training.trainer import Distributed
 
-    monkeypatch.setattr(galexplore.embed, "reads_ahead", lambda device: read_ahead)
+    monkeypatch.setattr(galexplore.training.embed, "reads_ahead", lambda device: read_ahead)
     net = _net()
     calls = []
 

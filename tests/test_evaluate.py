@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from galexplore.embed import load_encoder
+from galexplore.training.embed import load_encoder
 from galexplore.evaluate.baselines import compare_with_baselines, pixel_pca
 from galexplore.evaluate.invariance import invariance
-from galexplore.evaluate.knn import cross_validated_scores, knn_classify, knn_indices, knn_regress, knn_scores
-from galexplore.evaluate.metrics import photoz_metrics
+from galexplore.scoring.knn import cross_validated_scores, knn_classify, knn_indices, knn_regress, knn_scores
+from galexplore.scoring.figures import photoz_metrics
 from galexplore.training.trainer import train
 from tests.synthetic import tiny_config, tiny_survey
 
@@ -85,7 +85,7 @@ def test_compare_with_baselines_scores_all_three_on_the_same_rows(trained) -> No
 def test_pixel_pca_keeps_the_requested_dimension() -> None:
     survey = tiny_survey()
     cfg = tiny_config()
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
     norm = Normalization.fit(survey)
     reps = pixel_pca(survey, np.arange(10), norm, cfg.augment.crop_size, dim=8, seed=0)

@@ -18,13 +18,13 @@ from astropy.table import Table
 from PIL import Image
 from scipy.spatial import ConvexHull
 
-from galexplore.atlas import AtlasWriter, file_fingerprint, open_atlas
+from galexplore.atlas.files import AtlasWriter, file_fingerprint, open_atlas
 from galexplore.config import absolute_paths, load_config, to_toml
 from galexplore.errors import GalexploreError
-from galexplore.cutouts import CutoutSource
-from galexplore.explore import MapIndex, combine, find, parse_position, similar, sky_links
-from galexplore.export import EXPORT_FORMATS, _astropy_table, _votable, export_name, export_selection
-from galexplore.render import lupton_rgb
+from galexplore.explorer.cutouts import CutoutSource
+from galexplore.explorer.queries import MapIndex, combine, find, parse_position, similar, sky_links
+from galexplore.atlas.export import EXPORT_FORMATS, _astropy_table, _votable, export_name, export_selection
+from galexplore.survey.render import lupton_rgb
 from galexplore.simulate import simulate_survey
 from galexplore.survey import open_path
 

@@ -20,7 +20,7 @@ import torch
 
 import galexplore.simulate.writer as writer
 import galexplore.training.trainer as trainer
-from galexplore.build import STAGES, _Builder
+from galexplore.pipeline.build import STAGES, _Builder
 from galexplore.config import load_config
 from galexplore.io import atomic_path, remove_partials
 from galexplore.training.checkpoint import save_checkpoint

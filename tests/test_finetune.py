@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from galexplore.finetune import (
+from galexplore.evaluate.finetune import (
     SupervisedConfig,
     label_efficiency,
     predict_supervised,
@@ -17,8 +17,8 @@ from galexplore.finetune import (
     train_supervised,
 )
 from galexplore.models import build_encoder
-from galexplore.normalize import Normalization
-from galexplore.probes import Z_MAX, evaluate_probes
+from galexplore.survey.normalize import Normalization
+from galexplore.evaluate.probes import Z_MAX, evaluate_probes
 from tests.synthetic import tiny_config, tiny_survey
 
 #: a handful of steps: enough to see the loss fall on 64 blobs, seconds on one CPU thread

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from galexplore.finetune import SupervisedConfig, label_efficiency
-from galexplore.label_sweep import label_sweep, read_label_sweep, summarise_repeats
+from galexplore.evaluate.finetune import SupervisedConfig, label_efficiency
+from galexplore.evaluate.label_sweep import label_sweep, read_label_sweep, summarise_repeats
 from galexplore.models import build_encoder
-from galexplore.normalize import Normalization
-from galexplore.probes import evaluate_probes
+from galexplore.survey.normalize import Normalization
+from galexplore.evaluate.probes import evaluate_probes
 from tests.synthetic import tiny_config, tiny_survey
 
 #: two optimiser steps a run: the sweep's bookkeeping, not the networks' quality, is under test

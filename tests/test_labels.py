@@ -8,7 +8,6 @@ catalog (image folder, FITS folder, HDF5, a catalog given with embeddings).
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import h5py
@@ -18,16 +17,15 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from galexplore.build import build
+from galexplore.pipeline.build import build
 from galexplore.config import SurveyConfig, config_from_dict
 from galexplore.errors import ConfigError, SurveyError
-from galexplore.normalize import MAD_TO_SIGMA, sky_statistics
+from galexplore.survey.normalize import MAD_TO_SIGMA, sky_statistics
 from galexplore.survey.fits import FitsSurvey
 from galexplore.survey.hdf5 import HDF5Survey
 from galexplore.survey.images import ImageFolderSurvey
 from galexplore.survey.memory import ArraySurvey
 
-APP = Path(__file__).resolve().parents[1] / "app"
 N, SIZE = 48, 32
 
 
@@ -87,7 +85,7 @@ def unlabelled_atlas(tmp_path_factory) -> Path:
 
 
 def test_a_survey_without_labels_builds_and_trust_says_why(unlabelled_atlas: Path) -> None:
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     atlas = open_atlas(unlabelled_atlas)
     catalog = atlas.catalog
@@ -105,9 +103,8 @@ def test_a_survey_without_labels_builds_and_trust_says_why(unlabelled_atlas: Pat
 
 
 def test_the_app_opens_an_atlas_without_labels_and_shows_the_trust_note(unlabelled_atlas: Path) -> None:
-    sys.path.insert(0, str(APP))
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     data = load(unlabelled_atlas)
     assert "trust" not in data.colourings  # nothing to colour by
@@ -126,8 +123,8 @@ def test_the_app_opens_an_atlas_without_labels_and_shows_the_trust_note(unlabell
 
 
 def test_composites_are_shown_as_they_are_not_stretched_again(unlabelled_atlas: Path, tmp_path: Path) -> None:
-    from galexplore.atlas import open_atlas
-    from galexplore.cutouts import CutoutSource
+    from galexplore.atlas.files import open_atlas
+    from galexplore.explorer.cutouts import CutoutSource
 
     source = CutoutSource(open_atlas(unlabelled_atlas))
     png = source.rgb_png(3, size=SIZE)
@@ -273,7 +270,7 @@ def test_renamed_labels_reach_trust_and_probes_of_a_csv_catalog(tmp_path: Path) 
                                "embed": {"pca_dim": 0}, "neighbors": {"k": 15}, "project": {"n_neighbors": 5},
                                "trust": {"k": 5, "labels": {"spec-z": "z_spec"}}, "anomaly": {"k": 5}})
     build(config, tmp_path / "atlas", embeddings=tmp_path / "emb.npy", catalog=tmp_path / "cat.csv")
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     atlas = open_atlas(tmp_path / "atlas")
     catalog = atlas.catalog

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from galexplore.config import ModelConfig, config_from_dict
 from galexplore.errors import ConfigError
 from galexplore.models import MoCo, build_encoder, info_nce
-from galexplore.models.distributed import shuffle_batch, unshuffle_batch
+from galexplore.training.distributed import shuffle_batch, unshuffle_batch
 
 BANDS = 5
 QUEUE = 32

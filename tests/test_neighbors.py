@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galexplore.errors import GalexploreError
-from galexplore.neighbors import (
+from galexplore.maps.neighbors import (
     build_index,
     ivf_nlist,
     iter_knn_blocks,
@@ -199,7 +199,7 @@ def test_few_and_many_queries_find_what_faiss_finds(n_queries):
     same neighbours, best first, either way (also with k = N)."""
     import faiss
 
-    from galexplore.neighbors import FlatIndex
+    from galexplore.maps.neighbors import FlatIndex
 
     rng = np.random.default_rng(n_queries)
     base = rng.standard_normal((500, 16)).astype(np.float32)

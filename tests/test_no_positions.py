@@ -19,15 +19,14 @@ import pytest
 from astropy.table import Table
 from PIL import Image
 
-from galexplore.build import build
+from galexplore.pipeline.build import build
 from galexplore.cli import main
 from galexplore.config import SurveyConfig, config_from_dict, load_config, to_toml
 from galexplore.errors import ConfigError, SurveyError
-from galexplore.export import EXPORT_FORMATS, export_selection
+from galexplore.atlas.export import EXPORT_FORMATS, export_selection
 from galexplore.survey.images import ImageFolderSurvey
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app"
 N = 48
 SIDE = 32
 NO_POSITIONS = 'survey.positions = "none"'
@@ -178,7 +177,7 @@ def test_the_cli_build_error_names_the_key(survey: Path, tmp_path: Path, capsys)
 # -- the atlas ---------------------------------------------------------------------------------------
 
 def test_the_survey_builds_into_an_atlas_with_nan_ra_dec(atlas: Path) -> None:
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     read = open_atlas(atlas)  # the reader's validation: manifest, files, required columns
     catalog = read.catalog
@@ -215,7 +214,7 @@ def test_the_report_is_written_without_sky_columns(atlas: Path, tmp_path: Path, 
 
 @pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
 def test_exports_carry_ra_dec_as_nan_columns(atlas: Path, fmt: str) -> None:
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     catalog = open_atlas(atlas).catalog
     rows = np.array([0, 5, 17])
@@ -234,7 +233,7 @@ def test_exports_carry_ra_dec_as_nan_columns(atlas: Path, fmt: str) -> None:
 
 def test_the_api_refuses_a_positional_query_and_answers_by_id(atlas: Path) -> None:
     import galexplore as gx
-    from galexplore.atlas import AtlasError
+    from galexplore.atlas.files import AtlasError
 
     opened = gx.open_atlas(atlas)
     for ask in (lambda: opened.nearest(150.1, 2.2), lambda: opened.nearest("10:00:24 +02:12:00"),
@@ -255,9 +254,8 @@ def test_the_explorer_renders_finds_by_id_and_shows_no_sky_line(atlas: Path) -> 
     import panel as pn
     from bokeh.document import Document
 
-    sys.path.insert(0, str(APP))
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     data = load(atlas)
     assert not data.has_positions and "ra" not in data.colourings

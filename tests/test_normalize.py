@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from galexplore.errors import GalexploreError, SurveyError
-from galexplore.normalize import LUPTON_SOFTENING, Normalization, estimate_noise, sky_statistics
+from galexplore.survey.normalize import LUPTON_SOFTENING, Normalization, estimate_noise, sky_statistics
 from galexplore.survey.memory import ArraySurvey
 
 BANDS = ("u", "g", "r", "i", "z")

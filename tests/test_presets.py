@@ -19,7 +19,7 @@ import torch
 
 from galexplore.augment.pipeline import build_augmentations
 from galexplore.config import load_config
-from galexplore.normalize import Normalization
+from galexplore.survey.normalize import Normalization
 from galexplore.survey import open_survey
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from astropy.stats import mad_std
 
-from galexplore.evaluate.metrics import photoz_metrics
-from galexplore.probes import (
+from galexplore.scoring.figures import photoz_metrics
+from galexplore.evaluate.probes import (
     CROSS_FIT_FOLDS,
     Z_BINS,
     Z_MAX,
@@ -144,7 +144,7 @@ def test_same_seed_gives_bitwise_identical_predictions(toy_redshift) -> None:
 
 
 def test_prediction_in_blocks_equals_one_block_in_the_same_row_order(toy_redshift, monkeypatch) -> None:
-    import galexplore.probes as probes
+    import galexplore.evaluate.probes as probes
 
     x, z = toy_redshift
     redshift, morphology = fit_redshift_probe(x, z, epochs=30), fit_morphology_probe(x, (x[:, 0] > 0) * 0.8 + 0.1, epochs=30)

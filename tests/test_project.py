@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from galexplore.errors import GalexploreError
-from galexplore.project import PCA, fit_pca, neighbourhood_recall, umap_layout
+from galexplore.maps.projection import PCA, fit_pca, neighbourhood_recall, umap_layout
 
 SCALES = np.array([5.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02])  # sd per axis
 N_PER_CLUSTER = 100
@@ -149,7 +149,7 @@ def test_recall_of_a_shuffled_map_is_chance() -> None:
 
 
 def test_importing_the_module_does_not_import_umap() -> None:
-    code = "import sys, galexplore.project; assert 'umap' not in sys.modules, 'umap imported'"
+    code = "import sys, galexplore.maps.projection; assert 'umap' not in sys.modules, 'umap imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -4,7 +4,6 @@ layer, and an HSC 5-band FITS cube rendered in colour. Skipped where ../shared/d
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +11,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galexplore.build import build
+from galexplore.pipeline.build import build
 from galexplore.config import SurveyConfig, config_from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app"
 HSC_CUBE = "hsc_ra=150.24071_dec=2.06514.fits"
 SUBSET = 64  # galaxies of the fast run: 32 rings and 32 others
 
 
 def _check_atlas(atlas_path: Path, n: int, k: int) -> None:
     """Facts every atlas of the ring set must hold."""
-    from galexplore.atlas import open_atlas
+    from galexplore.atlas.files import open_atlas
 
     atlas = open_atlas(atlas_path)
     catalog = atlas.catalog
@@ -42,9 +40,8 @@ def _check_atlas(atlas_path: Path, n: int, k: int) -> None:
 
 def _app_click(atlas_path: Path) -> None:
     """A click on a galaxy gives the query, its most similar galaxies and their colour cutouts."""
-    sys.path.insert(0, str(APP))
-    from explorer import Explorer
-    from store import load
+    from galexplore.explorer.page import Explorer
+    from galexplore.explorer.store import load
 
     data = load(atlas_path)
     assert data.colourings["ring"].kind == "continuous" and data.trust_note() is None
@@ -110,7 +107,7 @@ def test_decals_rings_preset_builds_in_full(shared_data: Path, tmp_path: Path) -
 
 
 def test_real_hsc_cube_renders_as_a_colour_cutout(shared_data: Path) -> None:
-    from galexplore.render import lupton_rgb
+    from galexplore.survey.render import lupton_rgb
     from galexplore.survey.fits import FitsSurvey
 
     with FitsSurvey(shared_data / "hsc_scenes" / HSC_CUBE, SurveyConfig(source="fits", bands=("g", "r", "i", "z", "y"))) as survey:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import galexplore.render
+import galexplore.survey.render
 from galexplore.config import config_from_dict
-from galexplore.montage import GAP, draw_montage, tile_label
-from galexplore.render import lupton_rgb, pick_rgb_bands
+from galexplore.report.montage import GAP, draw_montage, tile_label
+from galexplore.survey.render import lupton_rgb, pick_rgb_bands
 from galexplore.simulate import simulate_survey
 from galexplore.survey.hdf5 import HDF5Survey
 
@@ -26,7 +26,7 @@ def noisy_source(colours: dict[str, float], bands: tuple[str, ...], size: int = 
 
 
 def test_docstring_examples_run() -> None:
-    assert doctest.testmod(galexplore.render, raise_on_error=False).failed == 0
+    assert doctest.testmod(galexplore.survey.render, raise_on_error=False).failed == 0
 
 
 @pytest.mark.parametrize("bands", [("u", "g", "r", "i", "z"), ("g", "r", "i", "z", "y"), ("g", "r", "z"), ("a", "b", "c")])

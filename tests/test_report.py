@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galexplore.atlas import AtlasWriter, open_atlas
+from galexplore.atlas.files import AtlasWriter, open_atlas
 from galexplore.cli import main
-from galexplore.report import REPORT, SECTIONS, Section, SectionSkipped, figure, write_report
+from galexplore.report.page import REPORT, SECTIONS, Section, SectionSkipped, figure, write_report
 
 N = 600
 ANOMALIES = (17, 33)
@@ -156,8 +156,8 @@ def test_cli_report_on_a_folder_that_is_not_an_atlas_exits_2_with_one_line(tmp_p
 def test_label_sweep_and_ablation_sections_draw_what_the_atlas_records(atlas_path, tmp_path):
     import shutil
 
-    from galexplore.atlas import AtlasWriter
-    from galexplore.report import ablation_section, label_sweep_section
+    from galexplore.atlas.files import AtlasWriter
+    from galexplore.report.page import ablation_section, label_sweep_section
 
     folder = tmp_path / "atlas"
     shutil.copytree(atlas_path, folder)
@@ -204,7 +204,7 @@ def _entry(n: int, metrics: dict, seeds: int) -> dict:
 
 
 def test_label_sweep_section_draws_both_tasks_with_error_bars_and_a_row_per_method_and_count(atlas_path, tmp_path):
-    from galexplore.report import label_sweep_section
+    from galexplore.report.page import label_sweep_section
 
     counts = (100, 300, 1000)
     redshift = {m: [_entry(n, {"sigma_mad": 0.05 - 0.01 * k - d, "outlier_fraction": 0.2 - 0.05 * k, "bias": 0.001},
@@ -246,7 +246,7 @@ def test_label_sweep_section_draws_both_tasks_with_error_bars_and_a_row_per_meth
 
 
 def test_label_sweep_section_reads_the_earlier_photoz_only_layout(atlas_path, tmp_path):
-    from galexplore.report import label_sweep_section
+    from galexplore.report.page import label_sweep_section
 
     curve = [{"n_train": n, "steps": 80, "metrics": {"sigma_mad": s, "outlier_fraction": 0.1, "bias": 0.0, "n": 90}}
              for n, s in ((100, 0.0412), (300, 0.0301))]
@@ -270,7 +270,7 @@ def test_label_sweep_section_reads_the_earlier_photoz_only_layout(atlas_path, tm
 def test_photoz_section_says_whether_labelled_predictions_are_out_of_fold(atlas_path, tmp_path, report):
     import shutil
 
-    from galexplore.report import photoz_section
+    from galexplore.report.page import photoz_section
 
     _, page = report
     assert "labelled galaxies (in-sample)" in page  # the fixture's manifest records no scheme: an older atlas

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from galexplore.config import config_from_dict
-from galexplore.embed import prepare_cutouts
-from galexplore.evaluate import card
-from galexplore.evaluate.atlas_card import label_columns, labelled, report_card, search_agreement, summary_lines
+from galexplore.training.embed import prepare_cutouts
+from galexplore.scoring import card
+from galexplore.scoring.atlas_card import label_columns, labelled, report_card, search_agreement, summary_lines
 from galexplore.evaluate.baselines import pixel_pca
-from galexplore.evaluate.health import effective_rank, flags, health
-from galexplore.normalize import Normalization
+from galexplore.scoring.health import effective_rank, flags, health
+from galexplore.survey.normalize import Normalization
 from galexplore.survey.memory import ArraySurvey
 
 

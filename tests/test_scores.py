@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galexplore.neighbors import knn_graph
-from galexplore.scores import (
+from galexplore.maps.neighbors import knn_graph
+from galexplore.maps.scores import (
     anomaly_scores,
     distance_to_labelled,
     label_availability,
@@ -98,7 +98,7 @@ def test_labelled_masks_and_availability_from_a_catalog():
 def test_local_outlier_factor_from_the_graph_equals_sklearns():
     from sklearn.neighbors import LocalOutlierFactor
 
-    from galexplore.scores import local_outlier_factor
+    from galexplore.maps.scores import local_outlier_factor
 
     rng = np.random.default_rng(1)
     x = _unit(np.concatenate([rng.standard_normal((300, 8)), 0.2 * rng.standard_normal((200, 8)) + 3]))

@@ -13,6 +13,7 @@ from astropy.coordinates import SkyCoord
 from PIL import Image
 
 from galexplore.config import SurveyConfig
+from galexplore.errors import SurveyError
 from galexplore.survey import coords, open_path
 from galexplore.survey.coords import parse_iau_names, parse_position_from_filename
 from galexplore.survey.images import ImageFolderSurvey
@@ -107,6 +108,13 @@ def test_parse_iau_names_matches_astropy() -> None:
     ra, dec = parse_iau_names(names)
     np.testing.assert_allclose(ra, sky.ra.deg, rtol=0, atol=1e-10)
     np.testing.assert_allclose(dec, sky.dec.deg, rtol=0, atol=1e-10)
+
+
+def test_a_name_that_is_not_text_is_named_by_its_position_whatever_the_index() -> None:
+    """A CSV row with one value more than the header makes pandas index by the first column."""
+    names = pd.Series([0, ":"], index=["0", ":"])
+    with pytest.raises(SurveyError, match=r"names: row 0 is 0; expected an IAU name"):
+        parse_iau_names(names, source="names")
 
 
 def test_parse_iau_names_is_fast_for_a_million() -> None:

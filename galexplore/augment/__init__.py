@@ -16,7 +16,8 @@ Each augmentation has a name used in ``augment.order``, so an ablation is a conf
     ==============  ====================================================  =================
 
 `build_augmentations(cfg, bands, noise_levels)` makes the pipeline (see `pipeline` for the order
-from raw fluxes to normalised crops); `estimate_noise(survey)` measures the noise levels.
+from raw fluxes to normalised crops); `galexplore.survey.normalize.estimate_noise(survey)` measures
+the noise levels.
 
 Only the name registry is imported eagerly (it is torch-free, so checking a config stays
 instant); everything else is imported on first use.
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from galexplore.augment.geometric import JitterCrop, Rotate, Scale, center_crop, crop, warp, warp_crop
     from galexplore.augment.physical import Noise, PsfBlur, Redden, gaussian_blur
     from galexplore.augment.pipeline import Augmentations, build_augmentations
-    from galexplore.normalize import estimate_noise
 
 _LAZY = {
     "Augmentation": "galexplore.augment.base",
@@ -52,7 +52,6 @@ _LAZY = {
     "gaussian_blur": "galexplore.augment.physical",
     "Augmentations": "galexplore.augment.pipeline",
     "build_augmentations": "galexplore.augment.pipeline",
-    "estimate_noise": "galexplore.normalize",
 }
 
 __all__ = ["AUGMENTATION_NAMES", "augmentation_class", "check_order", *_LAZY]

@@ -138,7 +138,7 @@ class Noise(Augmentation):
     """Additive Gaussian noise: sigma_b = s * noise_b in band b, s ~ U(noise_scale) per galaxy.
 
     `noise_levels`: each band's sky noise (C,), in flux units, measured on the survey itself
-    (`galexplore.normalize.estimate_noise`). params: ``scale`` (B,) the multiple s, and ``field``
+    (`galexplore.survey.normalize.estimate_noise`). params: ``scale`` (B,) the multiple s, and ``field``
     (B, C, H, W) the unit normal draws.
     """
 

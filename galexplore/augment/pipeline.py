@@ -30,7 +30,7 @@ from galexplore.errors import ConfigError
 
 if TYPE_CHECKING:
     from galexplore.config import AugmentConfig
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
 
 __all__ = ["Augmentations", "build_augmentations"]
 

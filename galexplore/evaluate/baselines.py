@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from galexplore.config import Config
-from galexplore.embed import prepare, represent
-from galexplore.evaluate.knn import cross_validated_scores
+from galexplore.training.embed import prepare, represent
+from galexplore.scoring.knn import cross_validated_scores
 from galexplore.models import build_encoder
-from galexplore.normalize import Normalization
+from galexplore.survey.normalize import Normalization
 from galexplore.survey.base import Survey
 from galexplore.training.trainer import MONITOR_K, monitor_split
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from galexplore.augment import build_augmentations
 from galexplore.config import Config
-from galexplore.normalize import Normalization
+from galexplore.survey.normalize import Normalization
 from galexplore.survey.base import Survey
 
 

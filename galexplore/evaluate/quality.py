@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.neighbors import knn_graph
-from galexplore.scores import labelled_neighbours, local_outlier_factor
+from galexplore.maps.neighbors import knn_graph
+from galexplore.maps.scores import labelled_neighbours, local_outlier_factor
 
 
 def anomaly_precision(catalog: pd.DataFrame, top: float = 0.01, score: np.ndarray | None = None) -> dict[str, float]:

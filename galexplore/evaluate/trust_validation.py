@@ -1,6 +1,6 @@
 """Does the trust overlay tell the truth? Prediction error by trust decile, and an outlier ROC AUC.
 
-Trust (`galexplore.scores`) claims that a prediction is believable where labelled galaxies are
+Trust (`galexplore.maps.scores`) claims that a prediction is believable where labelled galaxies are
 near. This module checks the claim from the atlas catalog alone:
 
 - photo-z: |dz| = |z_phot - z_ref| / (1 + z_ref) by decile of `trust_spec_z`, with the median
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.evaluate.metrics import OUTLIER_DZ
+from galexplore.scoring.figures import OUTLIER_DZ
 
 #: |dz| above this is a catastrophic photo-z failure (Hayat et al. 2021 use 0.05 for "outlier";
 #: 0.15 is the usual catastrophic threshold, e.g. Ilbert et al. 2006)

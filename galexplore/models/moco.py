@@ -10,7 +10,7 @@ computed, so the trainer chooses how keys are made. One training step:
 1. `model.momentum_update()`;
 2. `keys = model.compute_keys(k_images)` on one process, or, under DDP,
    `keys, all_keys = shuffled_keys(model.compute_keys, k_images, group)` from
-   `galexplore.models.distributed`;
+   `galexplore.training.distributed`;
 3. `loss, stats = model(q_images, keys)` (through the DDP wrapper under DDP), then backward and
    the optimiser step;
 4. `model.enqueue(keys)`, or `model.enqueue(all_keys)` under DDP, so every process keeps the

@@ -49,9 +49,10 @@ def parse_iau_names(names: Sequence[str], *, source: str = "IAU names") -> tuple
         arr = pa.array(names, type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         # Something that is not a string (a number, bytes): find the first for the message.
-        row = next(i for i, v in enumerate(names) if not isinstance(v, str))
+        # (by position: a pandas column's own index need not be 0..N-1)
+        row, value = next((i, v) for i, v in enumerate(names) if not isinstance(v, str))
         raise SurveyError(
-            f"{source}: row {row} is {names[row]!r}; expected an IAU name of the form {_IAU_FORM}"
+            f"{source}: row {row} is {value!r}; expected an IAU name of the form {_IAU_FORM}"
         ) from None
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()

@@ -9,7 +9,7 @@ The layout of Galaxy Zoo and Zoobot sets (e.g. the DECaLS ring set in ``../share
     folder/images/*.png     8-bit composites, already stretched (not fluxes), all the same size
 
 Cutouts are float32 (C, H, W) scaled to [0, 1], in steps of ``quantum = 1/255`` (the noise
-estimate of `galexplore.normalize.sky_statistics` takes the steps into account): C = 3 for colour images, channels in file order
+estimate of `galexplore.survey.normalize.sky_statistics` takes the steps into account): C = 3 for colour images, channels in file order
 (R, G, B), or C = 1 for greyscale. The channels are named by survey.bands; when that is empty
 they are named ``red, green, blue`` (or ``grey``), because a composite's channels are not fluxes
 in a band. For DESI Legacy Surveys composites the usual mapping is R = z, G = r, B = g: set
@@ -63,7 +63,7 @@ class ImageFolderSurvey(Survey):
         self.nonfinite = cfg.nonfinite  # 8-bit pixels are always finite
         self.nonfinite_masked = 0
         self.quantum = 1.0 / 255.0  # 8-bit pixels scaled to [0, 1]
-        self.composite = True  # rendered as they are, never re-stretched (galexplore.cutouts)
+        self.composite = True  # rendered as they are, never re-stretched (galexplore.explorer.cutouts)
 
         # The first image sets the expected size and channel count (unless the config does).
         with self._open_image(0) as image:

@@ -31,12 +31,12 @@ import torch.distributed as torch_dist
 
 from galexplore.augment import build_augmentations
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml, write_resolved
-from galexplore.embed import ENCODER_FORMAT, represent
+from galexplore.training.embed import ENCODER_FORMAT, represent
 from galexplore.errors import GalexploreError
 from galexplore.io import atomic_write_text, remove_partials
 from galexplore.models import MoCo
-from galexplore.models.distributed import shuffled_keys
-from galexplore.normalize import Normalization
+from galexplore.training.distributed import shuffled_keys
+from galexplore.survey.normalize import Normalization
 from galexplore.survey import open_survey
 from galexplore.survey.base import Survey
 from galexplore.training.checkpoint import (
@@ -109,7 +109,7 @@ def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS,
 
     Labelled: carrying any label the config declares (`evaluate.atlas_card.label_columns`;
     without a config, z_spec or p_features)."""
-    from galexplore.evaluate.atlas_card import label_columns, labelled as has_label
+    from galexplore.scoring.atlas_card import label_columns, labelled as has_label
 
     columns = label_columns(config, catalog) if config is not None else [
         (c, "redshift") for c in ("z_spec", "p_features") if c in catalog]
@@ -292,9 +292,9 @@ def _monitor(
     """kNN scores (the report card's protocol, without the linear probes) of every label the
     config declares, and the health of the representations (read out as the atlas will: centred
     where embed.center), with the alignment of two augmented views of the first galaxies."""
-    from galexplore.evaluate import card
-    from galexplore.evaluate.atlas_card import label_columns, labelled, score_label
-    from galexplore.evaluate.health import alignment, health
+    from galexplore.scoring import card
+    from galexplore.scoring.atlas_card import label_columns, labelled, score_label
+    from galexplore.scoring.health import alignment, health
 
     reps = represent(model.encoder, survey, rows, normalization, config.augment.crop_size, device)
     mean = reps.mean(axis=0) if config.embed.center else np.zeros(reps.shape[1], dtype=np.float32)

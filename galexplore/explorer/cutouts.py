@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 
 from galexplore.errors import GalexploreError, SurveyError
-from galexplore.render import DISPLAY_CHANNELS, composite_rgb, lupton_rgb
+from galexplore.survey.render import DISPLAY_CHANNELS, composite_rgb, lupton_rgb
 
 
 class CutoutSource:
     """Colour cutouts of atlas galaxies for the gallery, as PNG bytes.
 
     Reads the survey recorded in the atlas's manifest (with the config it was built with) by
-    random access, and renders Lupton RGB composites (`galexplore.render.lupton_rgb`) or per-band
+    random access, and renders Lupton RGB composites (`galexplore.survey.render.lupton_rgb`) or per-band
     grey images, keeping the last `cache_size` images. When the atlas has no survey (built from
     embeddings), or the survey is gone or no longer the one the atlas was built from, every
     method returns None and `reason` says why. Safe to share between sessions (one lock).
@@ -108,7 +108,7 @@ class _NoSurvey(Exception):
 def _open_atlas_survey(atlas: Any) -> Any:
     """The survey an atlas was built from, opened with the config it was built with, checked to
     be the same file and in the same row order; `_NoSurvey` with the reason otherwise."""
-    from galexplore.atlas import file_fingerprint
+    from galexplore.atlas.files import file_fingerprint
     from galexplore.config import config_from_dict
     from galexplore.survey import open_path, open_survey
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galexplore.classes import class_names
+from galexplore.labels import class_names
 from galexplore.config import Config, ProbesConfig, TrustConfig
 from galexplore.errors import GalexploreError
-from galexplore.probes import MORPHOLOGY_COLUMNS
-from galexplore.scores import column_name
+from galexplore.evaluate.probes import MORPHOLOGY_COLUMNS
+from galexplore.maps.scores import column_name
 
 #: left in an atlas folder by the build itself before its manifest exists (an interrupted first write)
 _OWN_LEFTOVERS = (".work",)
@@ -38,7 +38,7 @@ _OWN_LEFTOVERS = (".work",)
 def check_out_folder(out: Path, inputs: Mapping[str, Path]) -> None:
     """Refuse `out` when it holds one of `inputs` (by what they are called: "--embeddings", ...),
     or is a non-empty folder without an atlas manifest."""
-    from galexplore.atlas import MANIFEST
+    from galexplore.atlas.files import MANIFEST
 
     where = _absolute(out)
     for what, path in inputs.items():

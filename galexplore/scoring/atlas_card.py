@@ -1,7 +1,7 @@
 """The report card of an atlas: does its encoder beat raw pixels on this survey's own labels?
 
 Every label column the config declares (``z_spec``, the `[probes] morphology` vote fractions and
-flags, the `[probes] categorical` classes) is scored by `galexplore.evaluate.card`'s protocol
+flags, the `[probes] categorical` classes) is scored by `galexplore.scoring.card`'s protocol
 (kNN k = 20 cosine, stratified 5-fold; a linear probe on the same folds; precision@10 per class)
 in up to four spaces, on the same seeded sample of labelled galaxies:
 
@@ -11,7 +11,7 @@ in up to four spaces, on the same seeded sample of labelled galaxies:
 - ``pixels``: raw-pixel PCA-128 of the same normalised crops the encoder sees;
 - ``untrained``: the same network with random weights (seeded), read out as the atlas is.
 
-Beside the scores: the health of the representations (`galexplore.evaluate.health`) and, where
+Beside the scores: the health of the representations (`galexplore.scoring.health`) and, where
 the atlas reduces dimensions, how many of each galaxy's 10 most similar galaxies the reduced
 space keeps (`search_agreement`). `summary_lines` says it in a few sentences, for the CLI, the
 report and the explorer.
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.classes import class_text, labelled_classes
+from galexplore.labels import class_text, labelled_classes
 from galexplore.config import Config
-from galexplore.evaluate import card
-from galexplore.evaluate.health import health
+from galexplore.scoring import card
+from galexplore.scoring.health import health
 
 PIXEL_DIM = 128  # raw-pixel PCA dimensions, as in the issue's and the literature's baseline
 HEALTH_ROWS = 20_000  # rows (a seeded sample) the encoder's health is measured on
@@ -54,7 +54,7 @@ def label_columns(config: Config, catalog: pd.DataFrame) -> list[tuple[str, str]
 
 
 def labelled(values: pd.Series, kind: str, unlabelled: tuple[str, ...] = ()) -> np.ndarray:
-    """Which rows carry a label: a finite number, or (classes, `galexplore.classes`) a value
+    """Which rows carry a label: a finite number, or (classes, `galexplore.labels`) a value
     present and not in `unlabelled`.
 
     >>> labelled(pd.Series(["spiral", "", None, "unknown", 3]), "categorical", ("unknown",)).tolist()

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galexplore.atlas import Atlas, open_atlas
-from galexplore.classes import UNLABELLED, shown_classes
-from galexplore.cutouts import CutoutSource
-from galexplore.explore import MapIndex
+from galexplore.atlas.files import Atlas, open_atlas
+from galexplore.labels import UNLABELLED, shown_classes
+from galexplore.explorer.cutouts import CutoutSource
+from galexplore.explorer.queries import MapIndex
 
-DEFAULT_ATLAS = Path(__file__).resolve().parents[1] / "data" / "atlas" / "demo"
 # The colourings an astronomer reaches for first, in this order, when the catalog has them.
 PREFERRED = ("z_spec", "z_phot", "p_features", "p_features_pred", "p_edge_on", "p_edge_on_pred",
              "label_availability", "trust", "trust_spec_z", "trust_morphology", "anomaly_score", "type", "mag_r")
@@ -139,7 +138,7 @@ class AtlasData:
 
     def card_lines(self) -> list[str] | None:
         """The report card in a few sentences (plain text), or None for an atlas without one."""
-        from galexplore.evaluate.atlas_card import summary_lines
+        from galexplore.scoring.atlas_card import summary_lines
 
         result = (self.atlas.stages.get("card") or {}).get("card")
         if not isinstance(result, dict):
@@ -207,7 +206,7 @@ def _load(path: Path) -> AtlasData:
     catalog = atlas.catalog
     missing = [c for c in ("umap_x", "umap_y") if c not in catalog]
     if missing:
-        from galexplore.atlas import AtlasError
+        from galexplore.atlas.files import AtlasError
 
         raise AtlasError(f"atlas {path}: catalog.parquet has no {', '.join(missing)}; rebuild it with `galexplore build`")
     x, y = catalog["umap_x"].to_numpy(), catalog["umap_y"].to_numpy()

@@ -4,12 +4,7 @@ own call comes only with the first page, which a rebinding page could be the one
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from hosts import guard_hosts  # noqa: E402
+from galexplore.explorer.hosts import guard_hosts
 
 
 def on_server_loaded(server_context) -> None:

@@ -3,7 +3,7 @@
 The variants of a config's `augment.order` are: all of them, each one left out, and rotation plus
 jitter-crop alone (the geometric baseline). Every variant trains with the same seed, steps and
 schedule into its own run folder (resumable, like any run), embeds the labelled galaxies, and is
-scored by the same linear probes on the same held-out split (`galexplore.probes`). The table says
+scored by the same linear probes on the same held-out split (`galexplore.evaluate.probes`). The table says
 how much each augmentation is worth: a variant that loses a lot without it names a powerful one.
 """
 
@@ -69,8 +69,8 @@ def run_ablation(
     """
     import torch
 
-    from galexplore.embed import load_encoder, represent
-    from galexplore.probes import evaluate_probes
+    from galexplore.training.embed import load_encoder, represent
+    from galexplore.evaluate.probes import evaluate_probes
     from galexplore.survey import open_survey
     from galexplore.training.trainer import train
 
@@ -119,7 +119,7 @@ def run_ablation(
 def _latest_backbone(run: Path, config: Config, survey: Any, device: Any) -> tuple[Any, Any]:
     """The backbone of a run's latest checkpoint (a run stopped early has no encoder.pt yet)."""
     from galexplore.models import MoCo
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
     from galexplore.training.checkpoint import latest_checkpoint, load_checkpoint
 
     state = load_checkpoint(latest_checkpoint(run / "checkpoints"))

@@ -9,7 +9,7 @@ encoder trained with labels rather than read by a linear probe:
   (`init_backbone=<the MoCo backbone>`).
 
 Both see exactly what MoCo saw (the run's `[augment]` pipeline, one view per image per step) and
-end in the head of the linear probes (`galexplore.probes`): 180 redshift bins with the Gaussian
+end in the head of the linear probes (`galexplore.evaluate.probes`): 180 redshift bins with the Gaussian
 smoothed cross-entropy, or one logit with binary cross-entropy on a vote fraction. Their sweep
 over label counts uses the probes' split and subsets, so a curve of this module and one of
 `evaluate_probes` are scored on the same test galaxies; `label_efficiency` then reads how many
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from galexplore.probes import (
+from galexplore.evaluate.probes import (
     DEFAULT_COLUMNS,
     MORPHOLOGY,
     REDSHIFT,
@@ -48,7 +48,7 @@ from galexplore.probes import (
 
 if TYPE_CHECKING:
     from galexplore.config import Config
-    from galexplore.normalize import Normalization
+    from galexplore.survey.normalize import Normalization
     from galexplore.survey.base import Survey
 
 __all__ = ["SupervisedConfig", "SupervisedModel", "label_efficiency", "predict_supervised",
@@ -217,7 +217,7 @@ def predict_supervised(
 ) -> np.ndarray:
     """z_phot (redshift: the pdf's mean, as the probes read it) or the vote fraction p (morphology),
     (len(rows),) float64, on centre crops of `crop_size` in eval mode (BN running statistics)."""
-    from galexplore.embed import prepare
+    from galexplore.training.embed import prepare
 
     if task != model.task:
         raise ValueError(f"the model was trained for {model.task!r}, not {task!r}")

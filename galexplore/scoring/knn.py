@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.evaluate.metrics import accuracy, photoz_metrics
-from galexplore.neighbors import search_vectors
+from galexplore.scoring.figures import accuracy, photoz_metrics
+from galexplore.maps.neighbors import search_vectors
 
 
 def knn_indices(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:

@@ -7,8 +7,8 @@
   similar-galaxy gallery.
 - `sky_links`: where to look at a galaxy in the SDSS and Legacy Survey viewers.
 
-Exports and uploaded catalogs live in `galexplore.export`, cutouts for the gallery in
-`galexplore.cutouts`.
+Exports and uploaded catalogs live in `galexplore.atlas.export`, cutouts for the gallery in
+`galexplore.explorer.cutouts`.
 
 Every call's work is proportional to what it returns (a selection, a gallery), not to N, once
 the index is built: a lasso around 10^5 of 10^6 galaxies takes tens of milliseconds.

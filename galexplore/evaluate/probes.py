@@ -5,8 +5,8 @@ A linear probe asks what a representation makes linearly readable, the protocol 
 (2021): photometric redshift as a softmax classifier over `Z_BINS` bins on 0 <= z < `Z_MAX`
 (its pdf read back as a mean and a width), and a Galaxy Zoo vote fraction as one linear output
 with a sigmoid, trained with binary cross-entropy on the soft fraction itself, and a class column
-(`galexplore.classes`: Galaxy Zoo 1's gz1_type) as a softmax over its classes. The kNN probes in
-`galexplore.evaluate.knn` ask the complementary question: what the neighbourhoods already know.
+(`galexplore.labels`: Galaxy Zoo 1's gz1_type) as a softmax over its classes. The kNN probes in
+`galexplore.scoring.knn` ask the complementary question: what the neighbourhoods already know.
 
 Every probe standardises its inputs with the training rows' mean and standard deviation and is
 fitted full-batch with L-BFGS (the losses are convex, so the optimum does not hinge on a
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.classes import class_names, encode_classes
-from galexplore.evaluate.metrics import accuracy, balanced_accuracy, photoz_metrics
+from galexplore.labels import class_names, encode_classes
+from galexplore.scoring.figures import accuracy, balanced_accuracy, photoz_metrics
 
 #: redshift classes and their range (Hayat et al. 2021: 180 bins over 0 < z < 0.4)
 Z_BINS = 180
@@ -534,7 +534,7 @@ def probed_targets(catalog: Any, morphology: Sequence[str] = MORPHOLOGY_COLUMNS,
 
 
 def class_columns(catalog: Any, categorical: Sequence[str], unlabelled: Sequence[str] = ()) -> dict[str, list[Any]]:
-    """The classes (`galexplore.classes.class_names`) of each `categorical` column the catalog has."""
+    """The classes (`galexplore.labels.class_names`) of each `categorical` column the catalog has."""
     return {column: class_names(catalog[column], unlabelled) for column in categorical if column in catalog}
 
 

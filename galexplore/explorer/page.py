@@ -2,7 +2,7 @@
 
 The shared, read-only atlas comes from `store.load`; everything a session changes (its colouring,
 view, selection, query) lives on its `Explorer`. The science (which rows a lasso holds, which
-galaxy a click means, what an export contains) is the library's (`galexplore.explore`); this
+galaxy a click means, what an export contains) is the library's (`galexplore.explorer.queries`); this
 module wires it to widgets and plots.
 """
 
@@ -21,13 +21,13 @@ import pandas as pd
 import panel as pn
 import param
 from holoviews.operation.datashader import dynspread, rasterize
-from store import AtlasData, Colouring
-from urlstate import parse_view
+from galexplore.explorer.store import AtlasData, Colouring
+from galexplore.explorer.urlstate import parse_view
 
-from galexplore.classes import UNLABELLED
+from galexplore.labels import UNLABELLED
 from galexplore.errors import GalexploreError
-from galexplore.explore import combine, find, similar, sky_links
-from galexplore.export import EXPORT_FORMATS, export_name, export_selection
+from galexplore.explorer.queries import combine, find, similar, sky_links
+from galexplore.atlas.export import EXPORT_FORMATS, export_name, export_selection
 
 hv.extension("bokeh")
 

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from galexplore.probes import DEFAULT_COLUMNS, MORPHOLOGY, REDSHIFT, probe_column, sweep_rows
+from galexplore.evaluate.probes import DEFAULT_COLUMNS, MORPHOLOGY, REDSHIFT, probe_column, sweep_rows
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from galexplore.config import Config
-    from galexplore.finetune import SupervisedConfig
-    from galexplore.normalize import Normalization
+    from galexplore.evaluate.finetune import SupervisedConfig
+    from galexplore.survey.normalize import Normalization
     from galexplore.survey.base import Survey
 
 TASKS = (REDSHIFT, MORPHOLOGY)
@@ -129,7 +129,7 @@ def label_sweep(
     copy of `backbone` with `sup` at `finetune_scale` x the head's learning rate. `progress`, when
     given, is called with (task, method, seed, curve) after each curve of one seed.
     """
-    from galexplore.finetune import supervised_sweep
+    from galexplore.evaluate.finetune import supervised_sweep
 
     unknown = sorted({*tasks} - {*TASKS}) + sorted({*methods} - {*METHODS})
     if unknown:
@@ -174,7 +174,7 @@ def efficiency(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) 
     """`label_efficiency` of the probe's and the fine-tune's mean curves against scratch's, on each
     task's `EFFICIENCY_METRICS`: {task: {"<method>_vs_scratch_<metric>": [...]}}. A task without a
     scratch curve, or a metric scratch never has (an AUC with one class), is left out."""
-    from galexplore.finetune import label_efficiency
+    from galexplore.evaluate.finetune import label_efficiency
 
     out: dict[str, dict[str, Any]] = {}
     for task, by_method in curves.items():

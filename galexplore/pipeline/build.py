@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galexplore.atlas import EMBEDDING_CENTER as CENTER
-from galexplore.atlas import MANIFEST, NPY_READ_ERRORS, AtlasWriter, file_fingerprint
-from galexplore.build_inputs import check_catalog_columns, check_galaxy_count, check_out_folder
-from galexplore.classes import decode_classes
+from galexplore.atlas.files import EMBEDDING_CENTER as CENTER
+from galexplore.atlas.files import MANIFEST, NPY_READ_ERRORS, AtlasWriter, file_fingerprint
+from galexplore.pipeline.inputs import check_catalog_columns, check_galaxy_count, check_out_folder
+from galexplore.labels import decode_classes
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError, reason
 from galexplore.io import atomic_path, check_regular_file
-from galexplore.probes import CROSS_FIT_FOLDS
+from galexplore.evaluate.probes import CROSS_FIT_FOLDS
 from galexplore.training.trainer import Distributed
 
 STAGES = ("simulate", "train", "embed", "reduce", "neighbors", "project", "scores", "probes", "catalog", "card")
@@ -244,7 +244,7 @@ class _Builder:
         self.reports.append(StageReport("simulate", "ran", time.perf_counter() - start, f"{cfg.simulate.n:,} galaxies"))
 
     def _train(self, survey: Any, encoder: Path) -> dict[str, Any]:
-        from galexplore.embed import encoder_arrays
+        from galexplore.training.embed import encoder_arrays
         from galexplore.training.trainer import train
 
         cfg = self.config
@@ -271,8 +271,8 @@ class _Builder:
     def _embed(self, survey: Any) -> dict[str, Any]:
         import torch
 
-        from galexplore.atlas import open_atlas
-        from galexplore.embed import load_encoder_arrays, reading_workers, represent
+        from galexplore.atlas.files import open_atlas
+        from galexplore.training.embed import load_encoder_arrays, reading_workers, represent
 
         self.dist.barrier()  # rank 0 has written the atlas's encoder
         atlas = open_atlas(self.out, require=("encoder.npz", "encoder.json"))
@@ -353,9 +353,9 @@ class _Builder:
     # -- the stages after the embedding (rank 0) -------------------------------------------------
 
     def downstream(self) -> None:
-        from galexplore.neighbors import knn_graph
-        from galexplore.project import fit_pca, umap_layout
-        from galexplore.scores import (
+        from galexplore.maps.neighbors import knn_graph
+        from galexplore.maps.projection import fit_pca, umap_layout
+        from galexplore.maps.scores import (
             anomaly_scores,
             label_availability,
             labelled_masks,
@@ -456,7 +456,7 @@ class _Builder:
         self._stage("scores", scores_fp, ("scores.npy",), run_scores)
 
         def run_probes() -> dict[str, Any]:
-            from galexplore.probes import class_columns, evaluate_probes, labelled_predictions, predict_all
+            from galexplore.evaluate.probes import class_columns, evaluate_probes, labelled_predictions, predict_all
 
             table = self.source_catalog()
             x = np.asarray(writer.reader().embeddings, dtype=np.float32)
@@ -519,7 +519,7 @@ class _Builder:
 
 
     def _card(self, reduced: bool) -> None:
-        """The report card (see `galexplore.evaluate.atlas_card`), into the manifest."""
+        """The report card (see `galexplore.scoring.atlas_card`), into the manifest."""
         cfg = self.config
         if cfg.card.rows == 0:
             self.writer.manifest["stages"].pop("card", None)
@@ -531,7 +531,7 @@ class _Builder:
                               _table(cfg, "card"), _table(cfg, "probes"), cfg.seed, baselines)
 
         def run_card() -> dict[str, Any]:
-            from galexplore.evaluate.atlas_card import report_card
+            from galexplore.scoring.atlas_card import report_card
 
             reader = self.writer.reader()
             with contextlib.ExitStack() as stack:
@@ -553,10 +553,10 @@ class _Builder:
         the survey (opened on `stack`) with the encoder's normalisation and the embed crop."""
         import torch
 
-        from galexplore.embed import load_encoder_arrays, represent
-        from galexplore.evaluate.atlas_card import PIXEL_DIM
+        from galexplore.training.embed import load_encoder_arrays, represent
+        from galexplore.scoring.atlas_card import PIXEL_DIM
         from galexplore.evaluate.baselines import pixel_pca
-        from galexplore.evaluate.card import unit_rows
+        from galexplore.scoring.card import unit_rows
         from galexplore.models import build_encoder
         from galexplore.survey import open_survey
 
@@ -714,7 +714,7 @@ def _assemble(work: Path, writer: AtlasWriter, name: str, n: int, chunk_rows: in
     """Concatenate the work folder's chunks into the atlas array `name`; return its width.
 
     With `center` (D,), each row is written as unit(row - center) (`center_rows`)."""
-    from galexplore.embed import center_rows
+    from galexplore.training.embed import center_rows
 
     chunks = list(_iter_chunks(work, n, chunk_rows))
     width = chunks[0][1].shape[1]

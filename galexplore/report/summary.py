@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from galexplore.errors import SurveyError
-from galexplore.normalize import sky_statistics
+from galexplore.survey.normalize import sky_statistics
 from galexplore.survey.base import Survey
 
 if TYPE_CHECKING:
-    from galexplore.atlas import Atlas
+    from galexplore.atlas.files import Atlas
 
 #: label columns a survey may carry, and what each one labels
 LABEL_COLUMNS = {"z_spec": "spectroscopic redshift", "p_features": "morphology votes",
@@ -148,7 +148,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def summarize_atlas(atlas: Atlas) -> dict[str, Any]:
     """A JSON-able summary of `atlas`: its manifest, files, catalog columns, label counts and the
     ranges of the map and score columns (one streaming pass over those few columns)."""
-    from galexplore.atlas import CATALOG  # Parquet is needed only for an atlas
+    from galexplore.atlas.files import CATALOG  # Parquet is needed only for an atlas
 
     manifest = atlas.manifest
     columns = atlas.catalog_dtypes() if atlas.has(CATALOG) else {}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.evaluate.metrics import balanced_accuracy, photoz_metrics
+from galexplore.scoring.figures import balanced_accuracy, photoz_metrics
 
 K = 20
 FOLDS = 5

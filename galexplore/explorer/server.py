@@ -1,35 +1,33 @@
-"""`panel serve app/ [--args --atlas ATLAS]`: the galexplore explorer.
+"""The explorer served by Bokeh: the page `panel serve app/` makes for each session, the page that
+says what is wrong when the atlas cannot be opened, and the background warm-up of app/setup.py.
 
-With no --atlas it opens data/atlas/demo. A missing or damaged atlas gives a page that says
-what is wrong and how to build one, never a traceback. The view (colouring, zoom, overlay,
-clicked galaxy, presentation mode) is kept in the URL, so each view can be bookmarked; what the
-URL says is checked first (`urlstate.read_url`), and the page says what it could not use.
-
-Run by a bare `panel serve app/`, this listens on every network interface (Bokeh's default)
-unless `--address 127.0.0.1` is given; `galexplore serve` gives it.
+`app/main.py`, `app/setup.py` and `app/app_hooks.py` are thin entry points onto this module, so
+that the served app and an installed wheel run the same code.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import panel as pn
 
-import panel as pn  # noqa: E402
-from hosts import guard_hosts  # noqa: E402
-from store import DEFAULT_ATLAS, load  # noqa: E402
-from urlstate import URL_KEYS, read_url  # noqa: E402
-
-from galexplore.errors import GalexploreError  # noqa: E402
+from galexplore.atlas.locations import atlas_folder
+from galexplore.errors import GalexploreError
+from galexplore.explorer.hosts import guard_hosts
+from galexplore.explorer.store import load
+from galexplore.explorer.urlstate import URL_KEYS, read_url
 
 
 def atlas_path(argv: list[str]) -> Path:
-    """The --atlas argument given after `panel serve app/ --args`, else the demo atlas."""
+    """The --atlas argument given after `panel serve app/ --args`, else the default atlas
+    (`galexplore.atlas.locations`)."""
     parser = argparse.ArgumentParser(prog="panel serve app/ --args", add_help=False)
-    parser.add_argument("--atlas", type=Path, default=DEFAULT_ATLAS)
+    parser.add_argument("--atlas", type=Path, default=atlas_folder())
     known, _ = parser.parse_known_args(argv)
     return known.atlas
 
@@ -48,7 +46,7 @@ def problem_page(path: Path, error: Exception) -> pn.viewable.Viewable:
 
 
 def page() -> pn.viewable.Viewable:
-    from explorer import Explorer
+    from galexplore.explorer.page import Explorer
 
     path = atlas_path(sys.argv[1:])
     try:
@@ -68,7 +66,26 @@ def page() -> pn.viewable.Viewable:
     return explorer.layout()
 
 
-if __name__.startswith("bokeh_app"):  # run by `panel serve`, not imported by setup.py or tests
+def serve_page() -> None:
+    """What app/main.py does when `panel serve` runs it: the Host check, Panel's extensions and
+    this session's page."""
     guard_hosts()  # `panel serve app/main.py` runs neither setup.py nor app_hooks.py: from the first page on
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
     page().servable(title="galexplore")
+
+
+def warm() -> None:
+    start = time.perf_counter()
+    try:
+        data = load(atlas_path(sys.argv))
+    except GalexploreError:
+        return  # the page will say what is wrong
+    data.prepare()
+    print(f"galexplore: {data.name} warm in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def start_warming() -> None:
+    """What app/setup.py does before the server is made: the Host check on every request, then the
+    atlas loaded and the renderer warmed in a background thread."""
+    guard_hosts()
+    threading.Thread(target=warm, name="galexplore-warm", daemon=True).start()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from galexplore.io import atomic_path
-from galexplore.render import lupton_rgb
+from galexplore.survey.render import lupton_rgb
 from galexplore.survey.base import Survey
 
 MIN_TILE = 128  # pixels

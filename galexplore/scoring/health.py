@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from galexplore.evaluate.card import unit_rows
+from galexplore.scoring.card import unit_rows
 
 #: random pairs drawn for the pair statistics (seeded)
 PAIRS = 20_000

@@ -8,7 +8,7 @@ batch is read as one contiguous slice where the rows allow (`Survey.read`), crop
 and normalised in one float32 buffer by numpy (whose SIMD asinh is ~70x faster than torch's
 scalar loop on a CPU), laid out channels_last as it is written. Where cores are spare (beside an
 accelerator, or beyond torch's threads) the next batches are made in a background thread while
-the model runs (`galexplore.prefetch`); on a CPU whose cores torch's threads already fill, they
+the model runs (`galexplore.training.prefetch`); on a CPU whose cores torch's threads already fill, they
 are made inline, which costs no more than the thread's contention (measured on 2 cores with a
 ResNet-18 on 64x64: inline, 6-8% of the time is spent outside the model; a reading thread
 slowed the model itself by 3-13%).
@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from galexplore.config import Config, config_from_dict
 from galexplore.errors import GalexploreError
-from galexplore.normalize import Normalization
-from galexplore.prefetch import prefetch
+from galexplore.survey.normalize import Normalization
+from galexplore.training.prefetch import prefetch
 from galexplore.survey.base import Survey
 
 ENCODER_FORMAT = "galexplore-encoder/1"

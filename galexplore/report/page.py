@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from galexplore.atlas import Atlas
+from galexplore.atlas.files import Atlas
 from galexplore.io import atomic_write_text
 
 REPORT = "report.html"
@@ -201,7 +201,7 @@ def probes_section(atlas: Atlas, folder: Path) -> Section:
 def card_section(atlas: Atlas, folder: Path) -> Section:
     """The report card: each label scored on the encoder's representations, raw pixels and the
     untrained network, with the representations' health."""
-    from galexplore.evaluate.atlas_card import card_frame, summary_lines
+    from galexplore.scoring.atlas_card import card_frame, summary_lines
 
     result = (atlas.stages.get("card") or {}).get("card")
     if not isinstance(result, dict):
@@ -272,7 +272,7 @@ def _photoz_panel(ax: Any, z_ref: np.ndarray, z_phot: np.ndarray, xlabel: str, t
 
 def photoz_section(atlas: Atlas, folder: Path) -> Section:
     """z_phot against z_spec (and against the true z of a simulated survey)."""
-    from galexplore.evaluate.metrics import photoz_metrics
+    from galexplore.scoring.figures import photoz_metrics
 
     catalog = atlas.catalog
     if "z_phot" not in catalog.columns or "z_spec" not in catalog.columns:
@@ -374,7 +374,7 @@ def _gallery_png(pngs: list[bytes], labels: list[str], size: int) -> bytes:
 
 def anomalies_section(atlas: Atlas, folder: Path) -> Section:
     """The most anomalous galaxies: a gallery of cutouts and their table."""
-    from galexplore.cutouts import CutoutSource
+    from galexplore.explorer.cutouts import CutoutSource
 
     catalog = atlas.catalog
     if "anomaly_score" not in catalog.columns:
@@ -427,8 +427,8 @@ def _label_sweeps(atlas: Atlas) -> tuple[dict[str, dict[str, list]], dict[str, d
     """(curves {task: {method: entries}}, factors {task: {comparison: entries}}) from
     label_efficiency.json (either layout), with the probe's curves of probe_sweep.json where
     label_efficiency.json has none."""
-    from galexplore.label_sweep import read_label_sweep
-    from galexplore.probes import DEFAULT_COLUMNS
+    from galexplore.evaluate.label_sweep import read_label_sweep
+    from galexplore.evaluate.probes import DEFAULT_COLUMNS
 
     curves: dict[str, dict[str, list]] = {}
     factors: dict[str, dict[str, list]] = {}

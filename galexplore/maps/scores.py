@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from galexplore.classes import is_numeric, labelled_classes
-from galexplore.neighbors import build_index
+from galexplore.labels import is_numeric, labelled_classes
+from galexplore.maps.neighbors import build_index
 
 SEARCH_ROWS = 65536  # query rows per search call: bounds memory at that many x (k + 1)
 
@@ -96,7 +96,7 @@ def labelled_masks(catalog: pd.DataFrame, labels: Mapping[str, str], *, categori
                    unlabelled: Iterable[str] = ()) -> dict[str, np.ndarray]:
     """For each label kind, which rows carry it: a finite value in a numeric column; in a class
     column (one of `categorical`, or any column of text) a value present and not one of
-    `unlabelled` (`galexplore.classes.labelled_classes`).
+    `unlabelled` (`galexplore.labels.labelled_classes`).
 
     A kind whose column is absent from the catalog has no labelled rows.
     """

@@ -1,0 +1,1 @@
+galexplore/explorer/app

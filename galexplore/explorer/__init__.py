@@ -1,0 +1,3 @@
+"""The explorer: the Panel page over an atlas (`page`), its data store, URL state, Host check,
+queries and cutouts, and the app folder `panel serve` runs (`app/`, `server`). Needs the
+``[app]`` extra; the rest of galexplore imports without Panel."""

@@ -1,0 +1,1 @@
+"""`galexplore report`: the self-contained HTML report (`page`), its summaries and galaxy montages."""

@@ -42,7 +42,6 @@ OVER_MODULE = {
     "galexplore/config.py": 644,
     "galexplore/evaluate/probes.py": 570,
     "galexplore/explorer/page.py": 511,
-    "galexplore/maps/neighbors.py": 407,
     "galexplore/pipeline/build.py": 742,
     "galexplore/report/page.py": 577,
     "galexplore/training/trainer.py": 418,

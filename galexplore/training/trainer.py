@@ -11,6 +11,9 @@ Determinism: the batches of a step come from the epoch's seeded order (`EpochBat
 every random draw of a step (augmentations, BN shuffling) from a generator seeded with
 (seed, rank, step). A run resumed from a checkpoint at step s therefore computes exactly what an
 uninterrupted one computes at step s (bitwise on CPU), without replaying anything.
+
+What a run reports as it goes (the kNN monitor at each epoch's end, the log) is in
+`galexplore.training.monitor`.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ import torch.distributed as torch_dist
 
 from galexplore.augment import build_augmentations
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml, write_resolved
-from galexplore.training.embed import ENCODER_FORMAT, represent
+from galexplore.training.embed import ENCODER_FORMAT
 from galexplore.errors import GalexploreError
-from galexplore.io import atomic_write_text, remove_partials
+from galexplore.io import remove_partials
 from galexplore.models import MoCo
 from galexplore.training.distributed import shuffled_keys
+from galexplore.training.monitor import MONITOR_K, RunLog, monitor_scores, monitor_split
 from galexplore.survey.normalize import Normalization
 from galexplore.survey import open_survey
 from galexplore.survey.base import Survey
@@ -52,9 +56,6 @@ from galexplore.training.schedule import cosine_lr
 
 CHECKPOINT_FORMAT = "galexplore-moco/1"
 KEEP_CHECKPOINTS = 2
-MONITOR_ROWS = 2000  # labelled galaxies used by the kNN monitor (scored 5-fold, as on the report card)
-ALIGNMENT_ROWS = 256  # of them, augmented twice for the monitor's alignment figure
-MONITOR_K = 20
 
 
 @dataclass(frozen=True)
@@ -101,27 +102,6 @@ def step_generator(seed: int, rank: int, step: int, device: torch.device) -> tor
     g = torch.Generator(device=device)
     g.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] >> 1))
     return g
-
-
-def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS,
-                  config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of up to `n` labelled galaxies and which of them are the kNN reference (70%).
-
-    Labelled: carrying any label the config declares (`evaluate.atlas_card.label_columns`;
-    without a config, z_spec or p_features)."""
-    from galexplore.scoring.atlas_card import label_columns, labelled as has_label
-
-    columns = label_columns(config, catalog) if config is not None else [
-        (c, "redshift") for c in ("z_spec", "p_features") if c in catalog]
-    unlabelled = config.probes.unlabelled if config is not None else ()
-    labelled = np.zeros(len(catalog), dtype=bool)
-    for column, kind in columns:
-        labelled |= has_label(catalog[column], kind, unlabelled)
-    rows = np.flatnonzero(labelled)
-    rng = np.random.default_rng([seed, 0x3017])
-    rows = np.sort(rng.permutation(rows)[:n])
-    is_reference = rng.random(len(rows)) < 0.7
-    return rows, is_reference
 
 
 def train(
@@ -196,7 +176,7 @@ def train(
         write_resolved(config, run)
         for folder in (run, run / "checkpoints"):
             remove_partials(folder)  # a checkpoint or log being written when the last run was killed
-    logger = _RunLog(run / "train_log.jsonl", log, enabled=dist.is_main)
+    logger = RunLog(run / "train_log.jsonl", log, enabled=dist.is_main)
     kept = logger.forget_after(step) if dist.is_main else []  # records of steps a resumed run will redo
     monitor_rows, _ = monitor_split(survey.catalog, config.seed, config=config)
     dataset = CutoutBatches(survey)
@@ -289,36 +269,10 @@ def _monitor(
     model: MoCo, survey: Survey, rows: np.ndarray, augment: Any,
     normalization: Normalization, config: Config, device: torch.device,
 ) -> dict[str, Any]:
-    """kNN scores (the report card's protocol, without the linear probes) of every label the
-    config declares, and the health of the representations (read out as the atlas will: centred
-    where embed.center), with the alignment of two augmented views of the first galaxies."""
-    from galexplore.scoring import card
-    from galexplore.scoring.atlas_card import label_columns, labelled, score_label
-    from galexplore.scoring.health import alignment, health
-
-    reps = represent(model.encoder, survey, rows, normalization, config.augment.crop_size, device)
-    mean = reps.mean(axis=0) if config.embed.center else np.zeros(reps.shape[1], dtype=np.float32)
-    reps = card.unit_rows(reps - mean)
-    catalog = survey.catalog.iloc[rows].reset_index(drop=True)
-    found: dict[str, Any] = {}
-    for column, kind in label_columns(config, catalog):
-        mask = labelled(catalog[column], kind, config.probes.unlabelled)
-        if mask.sum() >= 2 * card.FOLDS:
-            scores = score_label(reps[mask], catalog[column].to_numpy()[mask], kind, config.seed, linear=False)
-            found[column] = {"n": scores["n"], **scores.get("knn", {}),
-                             **({"precision_at_10": scores["precision_at_10"]} if "precision_at_10" in scores else {})}
-    views = torch.from_numpy(survey.read(rows[:ALIGNMENT_ROWS])).to(device)
-    gen = step_generator(config.seed, 0, 1 << 40, device)  # a step never trained: the same views every time
-    was_training = model.encoder.training
-    model.encoder.eval()
-    with torch.inference_mode():
-        a, b = (card.unit_rows(card.unit_rows(model.encoder(v).float().cpu().numpy()) - mean)
-                for v in augment.view_pair(views, gen))
-    model.encoder.train(was_training)
-    figures = health(reps, config.seed, alignment_value=alignment(a, b) if len(rows) else None)
-    found["health"] = {key: figures[key] for key in ("uniformity", "alignment", "random_cosine", "neighbour_cosine",
-                                                     "effective_rank", "flags") if key in figures}
-    return found
+    """The kNN monitor (`monitor_scores`) of the model as it is; its augmented views are those of a
+    step never trained, so every evaluation of a run sees the same views."""
+    views = step_generator(config.seed, 0, 1 << 40, device)
+    return monitor_scores(model, survey, rows, augment, normalization, config, device, views)
 
 
 def _load_compatible(path: Path, config: Config, bands: tuple[str, ...]) -> dict[str, Any]:
@@ -385,34 +339,5 @@ def save_encoder(
     )
 
 
-class _RunLog:
-    """Appends one JSON object per record to the run's log and passes it to a callback."""
-
-    def __init__(self, path: Path, callback: Callable[[dict[str, Any]], None] | None, enabled: bool) -> None:
-        self.path, self.callback, self.enabled = path, callback, enabled
-
-    def forget_after(self, step: int) -> list[dict[str, Any]]:
-        """Drop the records of steps after `step` (work lost with an interrupted run); return the rest."""
-        if not self.path.exists():
-            return []
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-                if record["step"] <= step:
-                    kept.append(record)
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        return kept
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.callback is not None:
-            self.callback(record)
-
-
-__all__ = ["Distributed", "TrainResult", "monitor_split", "save_encoder", "step_generator", "train"]
+# MONITOR_K and monitor_split live in galexplore.training.monitor and are importable from here too
+__all__ = ["MONITOR_K", "Distributed", "TrainResult", "monitor_split", "save_encoder", "step_generator", "train"]

@@ -40,7 +40,6 @@ OVER_MODULE = {
     "galexplore/atlas/files.py": 627,
     "galexplore/cli.py": 562,
     "galexplore/config.py": 644,
-    "galexplore/evaluate/probes.py": 570,
     "galexplore/explorer/page.py": 511,
     "galexplore/pipeline/build.py": 742,
     "galexplore/report/page.py": 577,

@@ -144,12 +144,12 @@ def test_same_seed_gives_bitwise_identical_predictions(toy_redshift) -> None:
 
 
 def test_prediction_in_blocks_equals_one_block_in_the_same_row_order(toy_redshift, monkeypatch) -> None:
-    import galexplore.evaluate.probes as probes
+    import galexplore.evaluate.linear_probe as linear_probe
 
     x, z = toy_redshift
     redshift, morphology = fit_redshift_probe(x, z, epochs=30), fit_morphology_probe(x, (x[:, 0] > 0) * 0.8 + 0.1, epochs=30)
     whole_z, whole_p = redshift.predict(x), morphology.predict(x)
-    monkeypatch.setattr(probes, "PREDICT_ROWS", 7)  # blocks that do not divide the rows
+    monkeypatch.setattr(linear_probe, "PREDICT_ROWS", 7)  # blocks that do not divide the rows
     blocked_z, blocked_p = redshift.predict(x), morphology.predict(x)
     # equal to rounding: the matrix product's summation order may follow the block's shape
     assert all(np.allclose(a, b, rtol=1e-12, atol=1e-15) for a, b in zip(whole_z, blocked_z, strict=True))

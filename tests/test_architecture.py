@@ -42,7 +42,6 @@ OVER_MODULE = {
     "galexplore/config.py": 644,
     "galexplore/explorer/page.py": 511,
     "galexplore/pipeline/build.py": 742,
-    "galexplore/report/page.py": 577,
 }
 OVER_CLASS = {
     "galexplore/api.py::Atlas": 318,

@@ -8,7 +8,7 @@ each group, so a run stopped early keeps what it measured. Inputs are made by th
 seeds (`bench.inputs`, `bench.scale_check.make_inputs`) and kept in --work for the next run.
 
 Groups (`--only`), in the order they run: query, graph, augment, embed, umap, render, app, click,
-demo. Their default sizes are the issue's (1,000,000 objects and more); `--quick` shrinks them all
+overlay, demo. Their default sizes are the issue's (1,000,000 objects and more); `--quick` shrinks them all
 (for tests: its figures mean nothing) and `--set umap_n=100000` changes one. A group that fails is
 recorded with its error, the others still run, and the exit status is 1.
 """
@@ -63,6 +63,8 @@ class Sizes:
     app_repeat: int = 5
     app_sessions: int = 10
     app_budget_s: float = 600.0  # app_latency.py, after the scale atlas is built
+    overlay_n: int = 100_000  # rows of a user's catalogue matched against app_n galaxies
+    overlay_repeat: int = 3
     demo_config: Path = PIPELINES / "demo.toml"
     demo_budget_s: float = 900.0
 
@@ -77,7 +79,8 @@ QUICK = Sizes(
     graph_n=(2_000, 6_000), graph_anchor_budget_s=0.05,
     augment_batch=8, augment_repeat=1, embed_n=64, embed_repeat=1,
     umap_n=2_000, umap_budget_s=300, render_n=(20_000, 50_000), render_pixels=200, render_repeat=2,
-    app_n=3_000, app_repeat=1, app_sessions=2, app_budget_s=300, demo_config=PIPELINES / "tiny.toml",
+    app_n=3_000, app_repeat=1, app_sessions=2, app_budget_s=300, overlay_n=500, overlay_repeat=1,
+    demo_config=PIPELINES / "tiny.toml",
     demo_budget_s=300,
 )
 
@@ -85,7 +88,7 @@ QUICK = Sizes(
 #: except where a size says so); a group past it is flagged in the table. The scale atlas (about
 #: 8 minutes to build from nothing) is counted in "app", the inputs (about 40 s) in the first group.
 BUDGETS = {"query": 120, "graph": 300, "augment": 30, "embed": 40, "umap": 420, "render": 60, "app": 600,
-           "click": 30, "demo": 300}
+           "click": 30, "overlay": 60, "demo": 300}
 
 
 @dataclass
@@ -129,10 +132,12 @@ def _groups() -> dict[str, Callable[[Context], list]]:
     from bench.build_rows import app_rows, demo_rows
     from bench.map_rows import render_rows, umap_rows
     from bench.model_rows import augment_rows, embed_rows
+    from bench.overlay_rows import overlay_rows
     from bench.search_rows import click_rows, graph_rows, query_rows
 
     return {"query": query_rows, "click": click_rows, "graph": graph_rows, "augment": augment_rows,
-            "embed": embed_rows, "umap": umap_rows, "render": render_rows, "app": app_rows, "demo": demo_rows}
+            "embed": embed_rows, "umap": umap_rows, "render": render_rows, "app": app_rows, "overlay": overlay_rows,
+            "demo": demo_rows}
 
 
 def with_settings(sizes: Sizes, settings: Sequence[str]) -> Sizes:

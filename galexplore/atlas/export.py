@@ -237,15 +237,11 @@ def _binary2_stream(table: Any, fields: list[tuple[str, str | None]]) -> np.ndar
     return rows.view(np.uint8)
 
 
-def read_uploaded_catalog(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
-    """A catalog a user uploaded (e.g. positions to cross-match), in one of `EXPORT_FORMATS`
-    chosen by the suffix of `filename` (.vot, .votable or .xml for VOTable; .fit, .fts for FITS).
-
-    Parsed as data only and refused beyond `max_bytes`. Its RA and Dec columns are found by name
-    in any case (ra, RA, Dec, ...) and renamed ``ra`` and ``dec``, float64 degrees, every row in
-    range. Raises `GalexploreError` naming the file, and the column and row, otherwise.
-    """
-    name = re.split(r"[\\/]", str(filename))[-1] or "upload"  # a browser's name: for messages only
+def read_catalog_bytes(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
+    """A catalog file's bytes as a DataFrame, in one of `EXPORT_FORMATS` chosen by the suffix of
+    `filename` (.vot, .votable or .xml for VOTable; .fit, .fts for FITS), parsed as data only and
+    refused beyond `max_bytes` or without rows. Raises `GalexploreError` naming the file."""
+    name = display_name(filename)
     if len(data) > max_bytes:
         raise GalexploreError(f"{name}: {len(data):,} bytes; an uploaded catalog may have at most {max_bytes:,} bytes")
     suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
@@ -255,7 +251,24 @@ def read_uploaded_catalog(data: bytes, filename: str, max_bytes: int = MAX_UPLOA
         raise GalexploreError(f"{name}: unknown catalog format {suffix or '(no suffix)'!r}; expected one of {expected}")
     table = _parse_upload(data, name, fmt)
     if len(table) == 0:
-        raise GalexploreError(f"{name}: the catalog has no rows; expected one row per position")
+        raise GalexploreError(f"{name}: the catalog has no rows; expected one row per object")
+    return table
+
+
+def display_name(filename: str) -> str:
+    """The last part of a browser's or a user's file name: for messages only."""
+    return re.split(r"[\\/]", str(filename))[-1] or "upload"
+
+
+def read_uploaded_catalog(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
+    """A catalog a user uploaded (e.g. positions to cross-match), read by `read_catalog_bytes`.
+
+    Its RA and Dec columns are found by name in any case (ra, RA, Dec, ...) and renamed ``ra``
+    and ``dec``, float64 degrees, every row in range. Raises `GalexploreError` naming the file,
+    and the column and row, otherwise.
+    """
+    name = display_name(filename)
+    table = read_catalog_bytes(data, filename, max_bytes)
     by_lower: dict[str, list[str]] = {}
     for column in table.columns:
         by_lower.setdefault(str(column).lower(), []).append(column)

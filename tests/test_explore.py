@@ -291,6 +291,12 @@ def test_sky_links_point_at_the_position() -> None:
     assert links["Legacy Surveys"] == \
         "https://www.legacysurvey.org/viewer?ra=150.100000&dec=-2.200000&layer=ls-dr10&zoom=16"
     assert "%2B" not in sky_links(1.0, 2.0)["Legacy Surveys"] and "+" not in sky_links(1.0, 2.0)["Legacy Surveys"]
+    north = sky_links(1.0, 2.0, hips="CDS/P/DESI-Legacy-Surveys/DR10/color")
+    assert north["Aladin Lite"] == ("https://aladin.cds.unistra.fr/AladinLite/?target=1.000000%202.000000&fov=0.02"
+                                    "&survey=CDS%2FP%2FDESI-Legacy-Surveys%2FDR10%2Fcolor")
+    assert "Coord=1.000000%202.000000&Radius=10&Radius.unit=arcsec" in north["SIMBAD"]
+    assert "lon=1.000000d&lat=2.000000d&radius=0.1667" in north["NED"]
+    assert "survey=CDS%2FP%2FSDSS9%2Fcolor" in links["Aladin Lite"] and "lat=-2.200000d" in links["NED"]
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -429,6 +435,18 @@ def test_cutouts_are_the_lupton_composites_of_the_survey(survey_atlas) -> None:
     assert Image.open(io.BytesIO(cutouts.rgb_png(4, size=20))).size == (20, 20)
     gallery = cutouts.rgb_pngs([5, 4, 0], size=96)
     assert gallery[1] == cutouts.rgb_png(4, size=96)
+
+
+def test_tile_cutouts_are_the_gallery_composites_as_arrays(survey_atlas) -> None:
+    atlas_path, survey_path = survey_atlas
+    cutouts = CutoutSource(open_atlas(atlas_path, require=()))
+    with open_path(survey_path) as survey:
+        expected = lupton_rgb(survey[3], survey.bands)
+    tiles = cutouts.rgb_arrays([3, 1], size=32)
+    assert [t.shape for t in tiles] == [(32, 32, 3)] * 2 and tiles[0].dtype == np.uint8
+    np.testing.assert_array_equal(tiles[0], expected)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(cutouts.rgb_png(1, size=48)))),
+                                  cutouts.rgb_arrays([1], size=48)[0])
 
 
 def test_band_cutouts_are_grey_images_one_per_band(survey_atlas) -> None:

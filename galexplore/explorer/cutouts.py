@@ -65,6 +65,10 @@ class CutoutSource:
         """Colour PNGs of several galaxies (a gallery) with one survey read, or None."""
         return self._images("rgb", [int(r) for r in rows], int(size))
 
+    def rgb_arrays(self, rows: Any, size: int = 64) -> list[np.ndarray] | None:
+        """Colour cutouts as (size, size, 3) uint8 arrays (the map's galaxy tiles), or None."""
+        return self._images("array", [int(r) for r in rows], int(size))
+
     def band_pngs(self, row: int, size: int = 64) -> dict[str, bytes] | None:
         """A grey PNG per band of galaxy `row`, by band name, or None without a survey."""
         images = self._images("bands", [int(row)], int(size))
@@ -90,7 +94,7 @@ class CutoutSource:
                     self.reason = f"the survey {self._path} is gone ({exc})"
                     self._survey = None
                     return None
-                render = _rgb_png if kind == "rgb" else _band_pngs
+                render = {"rgb": _rgb_png, "array": _rgb_array, "bands": _band_pngs}[kind]
                 for row, cutout in zip(missing, cutouts):
                     image = render(cutout, self.bands, size, self._composite)
                     found[row] = self._cache[(kind, row, size)] = image
@@ -141,6 +145,10 @@ def _rgb_png(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite: b
     return _png(composite_rgb(cutout) if composite else lupton_rgb(cutout, bands), size)
 
 
+def _rgb_array(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite: bool = False) -> np.ndarray:
+    return np.asarray(_resized(composite_rgb(cutout) if composite else lupton_rgb(cutout, bands), size))
+
+
 def _band_pngs(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite: bool = False) -> dict[str, bytes]:
     if composite or bands == DISPLAY_CHANNELS:  # a colour composite: its channels, only rescaled
         rgb = composite_rgb(cutout)
@@ -152,12 +160,18 @@ def _band_pngs(cutout: np.ndarray, bands: tuple[str, ...], size: int, composite:
 def _png(image: np.ndarray, size: int) -> bytes:
     """PNG bytes of an 8-bit (H, W) or (H, W, 3) image scaled to size x size: pixel-true
     (nearest) when enlarging, antialiased when shrinking."""
+    buffer = io.BytesIO()
+    _resized(image, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _resized(image: np.ndarray, size: int) -> Any:
+    """An 8-bit image as a size x size PIL image: pixel-true (nearest) when enlarging,
+    antialiased when shrinking."""
     from PIL import Image
 
     picture = Image.fromarray(np.ascontiguousarray(image))
     if picture.size != (size, size):
         enlarge = size >= max(picture.size)
         picture = picture.resize((size, size), Image.Resampling.NEAREST if enlarge else Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return picture

@@ -5,7 +5,7 @@
   box, the galaxy nearest a sky position.
 - `combine`, `find`, `parse_position`, `similar`: a session's selection, the search box, the
   similar-galaxy gallery.
-- `sky_links`: where to look at a galaxy in the SDSS and Legacy Survey viewers.
+- `sky_links`: where to look at a galaxy: the SDSS and Legacy Survey viewers, Aladin Lite, SIMBAD, NED.
 
 Exports and uploaded catalogs live in `galexplore.atlas.export`, cutouts for the gallery in
 `galexplore.explorer.cutouts`.
@@ -20,6 +20,7 @@ import math
 import re
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,17 @@ class MapIndex:
             raise GalexploreError(f"map point ({x}, {y}) is not finite")
         distance, k = tree.query([float(x), float(y)])
         return int(self._map_rows[k]), float(distance)
+
+    def nearest_many(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each map point (M, 2), the nearest row (-1 when no galaxy is on the map) and its
+        map coordinates (M, 2): one vectorised query (the map's galaxy tiles)."""
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+        tree = self._tree("map")
+        if tree is None:
+            return np.full(len(points), -1, np.int64), np.full(points.shape, np.nan)
+        _, k = tree.query(points)
+        rows = self._map_rows[k]
+        return rows, np.column_stack([self._x[rows], self._y[rows]])
 
     def in_box(self, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
         """Sorted int64 rows with x0 <= x <= x1 and y0 <= y <= y1 (corners in any order)."""
@@ -337,11 +349,17 @@ def similar(neighbors: np.ndarray, similarities: np.ndarray, row: int, k: int) -
     return rows[kept], sims[kept]
 
 
-def sky_links(ra: float, dec: float) -> dict[str, str]:
-    """Viewers of the sky at (ra, dec) in degrees, by name: the SDSS SkyServer navigator and
-    the Legacy Surveys viewer (DR10), both centred and zoomed in on a galaxy."""
+def sky_links(ra: float, dec: float, hips: str = "CDS/P/SDSS9/color") -> dict[str, str]:
+    """Viewers and databases of the sky at (ra, dec) in degrees, by name: the SDSS SkyServer
+    navigator and the Legacy Surveys viewer (DR10), zoomed in on a galaxy; Aladin Lite on the
+    survey's HiPS (`hips`, e.g. "CDS/P/DESI-Legacy-Surveys/DR10/color"); SIMBAD and NED, what
+    they list within 10 arcsec."""
     ra, dec = f"{float(ra):.6f}", f"{float(dec):.6f}"  # no '+': a query string reads it as a space
     return {
         "SDSS SkyServer": f"https://skyserver.sdss.org/dr18/VisualTools/navi?ra={ra}&dec={dec}&scale=0.2",
         "Legacy Surveys": f"https://www.legacysurvey.org/viewer?ra={ra}&dec={dec}&layer=ls-dr10&zoom=16",
+        "Aladin Lite": f"https://aladin.cds.unistra.fr/AladinLite/?target={ra}%20{dec}&fov=0.02&survey={quote(hips, safe='')}",
+        "SIMBAD": f"https://simbad.cds.unistra.fr/simbad/sim-coo?Coord={ra}%20{dec}&Radius=10&Radius.unit=arcsec",
+        "NED": (f"https://ned.ipac.caltech.edu/cgi-bin/objsearch?search_type=Near+Position+Search"
+                f"&in_csys=Equatorial&in_equinox=J2000.0&lon={ra}d&lat={dec}d&radius=0.1667"),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import io
 import re
@@ -18,14 +17,12 @@ from astropy.table import Table
 from PIL import Image
 from scipy.spatial import ConvexHull
 
-from galexplore.atlas.files import AtlasWriter, file_fingerprint, open_atlas
-from galexplore.config import absolute_paths, load_config, to_toml
+from galexplore.atlas.files import AtlasWriter, open_atlas
 from galexplore.errors import GalexploreError
 from galexplore.explorer.cutouts import CutoutSource
 from galexplore.explorer.queries import MapIndex, combine, find, parse_position, similar, sky_links
 from galexplore.atlas.export import EXPORT_FORMATS, _astropy_table, _votable, export_name, export_selection
 from galexplore.survey.render import lupton_rgb
-from galexplore.simulate import simulate_survey
 from galexplore.survey import open_path
 
 from .synthetic import PIPELINES
@@ -401,24 +398,6 @@ def test_export_name_is_a_plain_file_name(name, stem) -> None:
 
 
 # -- cutouts ---------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def survey_atlas(tmp_path_factory) -> tuple[Path, Path]:
-    """A 6-galaxy simulated survey and an atlas that records it, as a build does."""
-    folder = tmp_path_factory.mktemp("cutouts")
-    config = load_config(PIPELINES / "tiny.toml")
-    config = dataclasses.replace(config, survey=dataclasses.replace(config.survey, path=str(folder / "t.h5")))
-    path = simulate_survey(config, folder / "t.h5", n=6, workers=1)
-    with open_path(path) as survey:
-        catalog = survey.catalog.copy()
-        provenance = {"config": to_toml(absolute_paths(config)),
-                      "survey": {"path": str(path), "source": "simulated", "bands": list(survey.bands),
-                                 "pixel_scale": survey.pixel_scale, "shape": list(survey.shape),
-                                 "fingerprint": file_fingerprint(path)}}
-    writer = AtlasWriter(folder / "atlas", "tiny", provenance)
-    writer.write_catalog(catalog)
-    return folder / "atlas", path
-
 
 def test_cutouts_are_the_lupton_composites_of_the_survey(survey_atlas) -> None:
     atlas_path, survey_path = survey_atlas

@@ -284,3 +284,25 @@ def test_photoz_section_says_whether_labelled_predictions_are_out_of_fold(atlas_
     out.mkdir()
     section = photoz_section(open_atlas(folder), out)
     assert "z_phot is 5-fold out-of-fold" in section.html and "in-sample" not in section.html
+
+
+def test_the_galaxy_map_tiles_the_map_with_the_survey_cutouts(survey_atlas, tmp_path, monkeypatch):
+    """With a survey, the map drawn as galaxies: each of the 3 x 2 grid's cells holds the
+    colour cutout of the galaxy at its centre, top row first (the largest umap_y)."""
+    from galexplore.explorer.cutouts import CutoutSource
+    from galexplore.report.page import galaxy_map_section
+    from galexplore.report import sections
+    from galexplore.report.sections import TILE_PIXELS
+
+    monkeypatch.setattr(sections, "TILE_CELLS", 3)  # one cell per galaxy of the 3 x 2 grid
+    atlas = open_atlas(survey_atlas[0], require=())
+    page = write_report(atlas, tmp_path, sections=[galaxy_map_section]).read_text()
+    assert "<h2>Galaxies on the map</h2>" in page and "in each of 3 x 2 cells" in page and "(6 cells hold one" in page
+    with Image.open(tmp_path / "map_galaxies.png") as image:
+        sheet = np.asarray(image.convert("RGB"))
+    assert sheet.shape == (2 * TILE_PIXELS, 3 * TILE_PIXELS, 3)
+    tiles = CutoutSource(atlas).rgb_arrays(range(6), TILE_PIXELS)
+    for row in range(6):  # galaxy `row` sits at (row % 3, row // 3): the bottom row holds 0, 1, 2
+        r, c = 1 - row // 3, row % 3
+        np.testing.assert_array_equal(sheet[r * TILE_PIXELS:(r + 1) * TILE_PIXELS, c * TILE_PIXELS:(c + 1) * TILE_PIXELS],
+                                      tiles[row])

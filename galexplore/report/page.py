@@ -26,6 +26,7 @@ from galexplore.report.blocks import Section, SectionFunction, SectionSkipped, f
 from galexplore.report.sections import (
     anomalies_section,
     card_section,
+    galaxy_map_section,
     maps_section,
     overview_section,
     photoz_section,
@@ -37,7 +38,8 @@ from galexplore.report.studies import ablation_section, label_sweep_section
 REPORT = "report.html"
 
 #: the report's sections, in order; append to add one
-SECTIONS: list[SectionFunction] = [overview_section, card_section, probes_section, maps_section, photoz_section, trust_section, label_sweep_section, ablation_section,
+SECTIONS: list[SectionFunction] = [overview_section, card_section, probes_section, maps_section, galaxy_map_section,
+                                   photoz_section, trust_section, label_sweep_section, ablation_section,
                                    anomalies_section]
 
 _STYLE = """
@@ -77,5 +79,5 @@ def write_report(atlas: Atlas, out: str | Path, sections: Sequence[SectionFuncti
 
 __all__ = [
     "REPORT", "SECTIONS", "Section", "SectionFunction", "SectionSkipped", "ablation_section", "anomalies_section",
-    "card_section", "figure", "label_sweep_section", "maps_section", "overview_section", "photoz_section", "probes_section", "table", "trust_section", "write_report",
+    "card_section", "figure", "galaxy_map_section", "label_sweep_section", "maps_section", "overview_section", "photoz_section", "probes_section", "table", "trust_section", "write_report",
 ]

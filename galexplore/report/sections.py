@@ -1,5 +1,5 @@
 """The sections of the report that read the atlas itself: its counts, the report card, the
-probes' held-out metrics, the maps, photo-z, whether trust works and the most anomalous galaxies.
+probes' held-out metrics, the maps (coloured, and drawn as galaxies), photo-z, whether trust works and the most anomalous galaxies.
 
 Each is a function ``(atlas, folder) -> Section`` (`galexplore.report.blocks`); `galexplore.report.page`
 puts them in order on the page.
@@ -30,6 +30,8 @@ from galexplore.report.blocks import (
 
 #: galaxies in the anomaly gallery, and tiles per row
 GALLERY_N, GALLERY_COLUMNS = 24, 6
+#: cells along the longer side of the galaxy map, and pixels a tile
+TILE_CELLS, TILE_PIXELS = 24, 48
 
 
 def overview_section(atlas: Atlas, folder: Path) -> Section:
@@ -136,6 +138,44 @@ def maps_section(atlas: Atlas, folder: Path) -> Section:
     if not parts:
         raise SectionSkipped("the catalog has no z_phot, z_spec, p_features or label_availability to colour by")
     return Section("Maps of the representation space", "\n".join(parts), files)
+
+
+def galaxy_map_section(atlas: Atlas, folder: Path) -> Section:
+    """The map tiled with the galaxies themselves: the cutout of the galaxy nearest each cell's
+    centre, over the whole map (the explorer's "galaxies on the map" toggle, for a paper)."""
+    from PIL import Image
+
+    from galexplore.explorer.cutouts import CutoutSource
+    from galexplore.explorer.queries import MapIndex
+    from galexplore.explorer.tiles import TileGrid, mosaic
+
+    catalog = atlas.catalog
+    if not {"umap_x", "umap_y"} <= set(catalog.columns):
+        raise SectionSkipped("the catalog has no umap_x, umap_y (the project stage has not run)")
+    x, y = numeric(catalog, "umap_x"), numeric(catalog, "umap_y")
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        raise SectionSkipped("no galaxy has map coordinates")
+    (x0, x1), (y0, y1) = np.percentile(x[finite], [0.5, 99.5]), np.percentile(y[finite], [0.5, 99.5])
+    pad_x, pad_y = 0.05 * (x1 - x0) + 1e-9, 0.05 * (y1 - y0) + 1e-9  # the outermost galaxies inside their cells
+    grid = TileGrid.over((x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y), cells=TILE_CELLS)
+    galaxies = grid.galaxies(MapIndex(x, y, np.full(len(x), np.nan), np.full(len(x), np.nan)))
+    source = CutoutSource(atlas, cache_size=int((galaxies >= 0).sum()) + 1)
+    try:
+        image = mosaic(galaxies, source.rgb_arrays, TILE_PIXELS)
+    finally:
+        source.close()
+    if image is None:
+        raise SectionSkipped(f"no cutouts: {source.reason}")
+    sheet = Image.new("RGB", image.shape[1::-1], "white")
+    sheet.paste(Image.fromarray(image[..., :3]), mask=Image.fromarray(image[..., 3]))
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    path, fig_html = figure(folder, "map_galaxies.png", buffer.getvalue(),
+                            f"The UMAP map of {len(catalog):,} galaxies drawn as galaxies: in each of "
+                            f"{grid.columns} x {grid.rows} cells, the galaxy nearest the cell's centre "
+                            f"({int((galaxies >= 0).sum()):,} cells hold one; the central 99% of the map).")
+    return Section("Galaxies on the map", fig_html, [path])
 
 
 def _photoz_panel(ax: Any, z_ref: np.ndarray, z_phot: np.ndarray, xlabel: str, title: str) -> None:

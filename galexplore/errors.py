@@ -19,6 +19,10 @@ class SurveyError(GalexploreError):
     """A survey's images or catalog cannot be read or fail validation."""
 
 
+class AtlasError(GalexploreError):
+    """An atlas folder is missing, inconsistent, foreign or cannot hold what was asked of it."""
+
+
 def reason(exc: BaseException, limit: int = 300) -> str:
     """A library's exception message as one line of at most `limit` characters, to quote in a
     `GalexploreError` (pyarrow's and numpy's can span several lines).

@@ -58,8 +58,9 @@ def survey_cutouts(built) -> np.ndarray:
 def test_the_docstring_examples_run_on_an_atlas(built, atlas):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    for test in finder.find(api, extraglobs={"atlas_path": str(built[0]), "atlas": atlas}):
-        runner.run(test)
+    for module in (api, api.catalog, api.similar):
+        for test in finder.find(module, extraglobs={"atlas_path": str(built[0]), "atlas": atlas}):
+            runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.failed == 0
     assert results.attempted >= 25  # every public method shows itself

@@ -10,7 +10,7 @@ import torch
 from galexplore.training.embed import load_encoder
 from galexplore.evaluate.baselines import compare_with_baselines, pixel_pca
 from galexplore.evaluate.invariance import invariance
-from galexplore.scoring.knn import cross_validated_scores, knn_classify, knn_indices, knn_regress, knn_scores
+from galexplore.scoring.knn import cross_validated_scores, knn_classify, knn_indices, knn_regress
 from galexplore.scoring.figures import photoz_metrics
 from galexplore.training.trainer import train
 from tests.synthetic import tiny_config, tiny_survey
@@ -41,18 +41,9 @@ def test_cross_validation_predicts_every_labelled_row_from_the_others() -> None:
     reps = np.eye(2)[np.arange(200) % 2]  # two tight clusters
     catalog = pd.DataFrame({"z_spec": np.where(np.arange(200) % 2, 0.3, 0.1),
                             "p_features": np.where(np.arange(200) % 2, 0.9, np.nan)})
-    scores = cross_validated_scores(reps, catalog, k=5)
+    scores = cross_validated_scores(reps, catalog, {"redshift": "z_spec", "morphology": "p_features"}, k=5)
     assert scores["redshift"] == {"sigma_mad": 0.0, "outlier_fraction": 0.0, "bias": 0.0, "n": 200}
     assert scores["morphology"] == {"accuracy": 1.0, "n": 100}
-
-
-def test_knn_scores_use_only_held_out_rows_for_scoring() -> None:
-    reps = np.eye(4)[np.array([0, 1, 0, 1, 0, 1])]
-    catalog = pd.DataFrame({"z_spec": [0.1, 0.3, 0.1, 0.3, 0.1, 0.3], "p_features": [0.9, 0.1, 0.9, 0.1, 0.9, 0.1]})
-    is_reference = np.array([True, True, True, True, False, False])
-    scores = knn_scores(reps, catalog, is_reference, k=2)
-    assert scores["redshift"]["sigma_mad"] == 0.0 and scores["redshift"]["n"] == 2
-    assert scores["morphology"] == {"accuracy": 1.0, "n": 2}
 
 
 @pytest.fixture(scope="module")

@@ -256,15 +256,22 @@ def test_rename_of_a_missing_or_clashing_column_is_an_error(tmp_path: Path) -> N
         ImageFolderSurvey(folder, SurveyConfig(source="images", bands=(), rename={"gz_featured": "ra"}))
 
 
+def spec_z_groups(folder: Path, seed: int, ids: str = "object_id", ra: str = "ra", dec: str = "dec") -> np.ndarray:
+    """emb.npy and cat.csv in `folder`: 120 embeddings in three clusters, two of them with a tight
+    spec-z (column zspec_best, NaN for the third); returns the spec-z (120,)."""
+    n = 120
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, 3, n)
+    np.save(folder / "emb.npy", (rng.standard_normal((3, 8))[which] * 3 + rng.standard_normal((n, 8))).astype(np.float32))
+    z = np.where(which < 2, 0.05 + 0.1 * which + rng.normal(0, 0.005, n), np.nan)
+    pd.DataFrame({ids: np.arange(n), ra: rng.uniform(0, 360, n), dec: rng.uniform(-30, 30, n),
+                  "zspec_best": z}).to_csv(folder / "cat.csv", index=False)
+    return z
+
+
 def test_renamed_labels_reach_trust_and_probes_of_a_csv_catalog(tmp_path: Path) -> None:
     """A CSV catalog given with embeddings: its renamed z_spec is labelled, trusted and probed."""
-    n = 120
-    rng = np.random.default_rng(8)
-    which = rng.integers(0, 3, n)
-    np.save(tmp_path / "emb.npy", (rng.standard_normal((3, 8))[which] * 3 + rng.standard_normal((n, 8))).astype(np.float32))
-    z = np.where(which < 2, 0.05 + 0.1 * which + rng.normal(0, 0.005, n), np.nan)
-    pd.DataFrame({"objid": np.arange(n), "RAdeg": rng.uniform(0, 360, n), "DEdeg": rng.uniform(-30, 30, n),
-                  "zspec_best": z}).to_csv(tmp_path / "cat.csv", index=False)
+    z = spec_z_groups(tmp_path, seed=8, ids="objid", ra="RAdeg", dec="DEdeg")
     config = config_from_dict({"survey": {"id_column": "objid", "ra_column": "RAdeg", "dec_column": "DEdeg",
                                           "rename": {"zspec_best": "z_spec"}},
                                "embed": {"pca_dim": 0}, "neighbors": {"k": 15}, "project": {"n_neighbors": 5},
@@ -279,3 +286,57 @@ def test_renamed_labels_reach_trust_and_probes_of_a_csv_catalog(tmp_path: Path) 
     assert (catalog["label_availability"].astype(str).to_numpy() == np.where(labelled, "spec-z", "none")).all()
     assert np.isfinite(catalog["trust_spec_z"]).all() and "z_phot" in catalog
     assert atlas.stages["probes"]["labelled_predictions"] == {"z_spec": "5-fold out-of-fold"}
+
+
+# -- a survey labelled only with a flag and a class ----------------------------------------------
+
+
+def test_a_survey_labelled_only_with_a_flag_and_a_class_is_monitored_probed_and_scored(tmp_path: Path) -> None:
+    """No z_spec, no p_features: a 0/1 ring flag (trust's label, a morphology probe) and a class
+    column get the training monitor, the probes, trust and the report card all the same."""
+    import json
+
+    from galexplore.atlas.files import open_atlas
+    from galexplore.config.label_kinds import label_columns
+
+    images = composites(N, SIZE, seed=11)
+    bright = images.mean(axis=(1, 2, 3))
+    ring = np.where(bright > np.median(bright), 1.0, 0.0)
+    ring[:4] = np.nan  # no label
+    shape = np.where(np.arange(N) % 3 == 0, "round", "flat").astype(object)
+    shape[4:7] = "unknown"
+    folder = write_folder(tmp_path / "survey", images, {"ring": ring, "shape": shape})
+    config = config_from_dict(small_config(folder, probes={"morphology": ["ring"], "categorical": ["shape"],
+                                                           "unlabelled": ["unknown"]},
+                                           trust={"labels": {"ring": "ring"}}), source="test")
+    build(config, tmp_path / "atlas", run=tmp_path / "run")
+    atlas = open_atlas(tmp_path / "atlas")
+    catalog = atlas.catalog
+    assert label_columns(config, catalog) == [("ring", "fraction"), ("shape", "categorical")]
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    monitor = [r["monitor"] for r in log if "monitor" in r][-1]
+    assert set(monitor) == {"ring", "shape", "health"}
+    assert monitor["ring"]["n"] == N - 4 and monitor["shape"]["n"] == N - 3  # every labelled row, once
+    assert set(atlas.stages["probes"]["columns"]) == {"ring_pred", "shape_pred", "shape_prob"}
+    assert catalog["ring_pred"].between(0, 1).all() and set(catalog["shape_pred"]) == {"round", "flat"}
+    assert np.isfinite(catalog["trust_ring"]).all()
+    card = atlas.stages["card"]["card"]["labels"]
+    assert set(card) == {"ring", "shape"} and card["ring"]["n"] == N - 4 and card["shape"]["n"] == N - 3
+
+
+def test_the_redshift_column_is_named_by_the_config(tmp_path: Path) -> None:
+    """[probes] redshift: a catalog's own spec-z column, probed into z_phot without a rename."""
+    z = spec_z_groups(tmp_path, seed=9)
+    config = config_from_dict({"probes": {"redshift": "zspec_best", "morphology": []}, "card": {"rows": 0},
+                               "embed": {"pca_dim": 0}, "neighbors": {"k": 15}, "project": {"n_neighbors": 5},
+                               "trust": {"k": 5, "labels": {"spec-z": "zspec_best"}}, "anomaly": {"k": 5}})
+    build(config, tmp_path / "atlas", embeddings=tmp_path / "emb.npy", catalog=tmp_path / "cat.csv")
+    from galexplore.atlas.files import open_atlas
+
+    atlas = open_atlas(tmp_path / "atlas")
+    assert atlas.stages["probes"]["labelled_predictions"] == {"zspec_best": "5-fold out-of-fold"}
+    labelled = np.isfinite(z)
+    z_phot = atlas.catalog["z_phot"].to_numpy()
+    assert np.median(np.abs(z_phot[labelled] - z[labelled])) < 0.02  # two tight redshift groups
+    with pytest.raises(ConfigError, match="probes.morphology\\[0\\] = 'zspec_best'.*other than zspec_best"):
+        config_from_dict({"probes": {"redshift": "zspec_best", "morphology": ["zspec_best"]}})

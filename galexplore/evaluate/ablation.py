@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from galexplore.config import Config
+from galexplore.config.label_kinds import label_columns
 from galexplore.errors import GalexploreError
 from galexplore.io import atomic_write_text
 
@@ -41,12 +42,13 @@ def variants(order: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def labelled_rows(catalog: Any) -> np.ndarray:
-    """Rows with any label the probes use (z_spec, p_features, p_edge_on)."""
+def labelled_rows(catalog: Any, config: Config) -> np.ndarray:
+    """Rows with any label the config declares (`galexplore.config.label_kinds`)."""
+    from galexplore.scoring.atlas_card import labelled
+
     has = np.zeros(len(catalog), dtype=bool)
-    for column in ("z_spec", "p_features", "p_edge_on"):
-        if column in catalog:
-            has |= np.isfinite(np.asarray(catalog[column], dtype=np.float64))
+    for column, kind in label_columns(config, catalog):
+        has |= labelled(catalog[column], kind, config.probes.unlabelled)
     return np.flatnonzero(has)
 
 
@@ -70,7 +72,7 @@ def run_ablation(
     import torch
 
     from galexplore.training.embed import load_encoder, represent
-    from galexplore.evaluate.probes import evaluate_probes
+    from galexplore.evaluate.probes import config_targets, evaluate_probes
     from galexplore.survey import open_survey
     from galexplore.training.trainer import train
 
@@ -85,7 +87,7 @@ def run_ablation(
         chosen = {name: chosen[name] for name in only}
     results: dict[str, Any] = {"config": config.name, "seed": config.seed, "variants": {}}
     with survey if survey is not None else open_survey(config) as survey:
-        rows = labelled_rows(survey.catalog)
+        rows = labelled_rows(survey.catalog, config)
         if len(rows) < 40:
             raise GalexploreError(f"{config.name}: {len(rows)} labelled galaxies; the ablation's probes need at least 40")
         catalog = survey.catalog.iloc[rows].reset_index(drop=True)
@@ -106,7 +108,7 @@ def run_ablation(
                 backbone, _, normalization = load_encoder(encoder, device)
             crop = config.embed.crop_size or config.augment.crop_size
             x = represent(backbone, survey, rows, normalization, crop, device, batch_size=config.embed.batch_size)
-            probes = evaluate_probes(x, catalog, seed=config.seed)
+            probes = evaluate_probes(x, catalog, seed=config.seed, **config_targets(config.probes))
             seconds = time.perf_counter() - start
             results["variants"][name] = {"order": list(order), "run": str(run), "seconds": round(seconds, 1),
                                          "probes": probes}
@@ -129,14 +131,20 @@ def _latest_backbone(run: Path, config: Config, survey: Any, device: Any) -> tup
 
 
 def _summary(probes: dict[str, Any]) -> str:
+    """One line of a variant's held-out probe scores, each probed column's headline figure.
+
+    >>> _summary({"seed": 0, "z": {"kind": "redshift", "metrics": {"sigma_mad": 0.03, "outlier_fraction": 0.01}},
+    ...           "ring": {"kind": "morphology", "metrics": {"accuracy": 0.9}}})
+    'photo-z sigma_MAD 0.0300 eta 0.010, ring accuracy 0.900'
+    """
     parts = []
-    if "z_spec" in probes:
-        m = probes["z_spec"]["metrics"]
-        parts.append(f"photo-z sigma_MAD {m['sigma_mad']:.4f} eta {m['outlier_fraction']:.3f}")
-    for column in ("p_features", "p_edge_on"):
-        if column in probes:
-            m = probes[column]["metrics"]
-            parts.append(f"{column} accuracy {m['accuracy']:.3f}")
+    for column, entry in probes.items():
+        m = entry.get("metrics") if isinstance(entry, dict) else None
+        if m and entry["kind"] == "redshift":
+            parts.append(f"photo-z sigma_MAD {m['sigma_mad']:.4f} eta {m['outlier_fraction']:.3f}")
+        elif m:
+            parts.append(f"{column} {'balanced accuracy' if 'balanced_accuracy' in m else 'accuracy'} "
+                         f"{m.get('balanced_accuracy', m['accuracy']):.3f}")
     return ", ".join(parts)
 
 

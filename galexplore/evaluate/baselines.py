@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from galexplore.config import Config
+from galexplore.config.label_kinds import FRACTION, label_columns
 from galexplore.training.embed import prepare, represent
 from galexplore.scoring.knn import cross_validated_scores
 from galexplore.models import build_encoder
@@ -62,9 +63,12 @@ def compare_with_baselines(
     device: torch.device,
     n_labelled: int = 3000,
 ) -> dict[str, Any]:
-    """kNN redshift and morphology scores of the encoder and of both baselines."""
-    rows, _ = monitor_split(survey.catalog, config.seed, n=n_labelled)
+    """kNN redshift and morphology scores of the encoder and of both baselines: the config's
+    redshift column, and its first fraction or flag column (`config.label_kinds`) as "morphology"."""
+    rows, _ = monitor_split(survey.catalog, config.seed, n=n_labelled, config=config)
     catalog = survey.catalog.iloc[rows].reset_index(drop=True)
+    fractions = [column for column, kind in label_columns(config, catalog) if kind == FRACTION]
+    columns = {"redshift": config.probes.redshift, **({"morphology": fractions[0]} if fractions else {})}
     crop = config.augment.crop_size
     trained = represent(backbone, survey, rows, normalization, crop, device)
     torch.manual_seed(config.seed)
@@ -76,7 +80,7 @@ def compare_with_baselines(
         "k": MONITOR_K,
         "folds": FOLDS,
         **{
-            name: cross_validated_scores(reps, catalog, MONITOR_K, FOLDS, config.seed)
+            name: cross_validated_scores(reps, catalog, columns, MONITOR_K, FOLDS, config.seed)
             for name, reps in (("trained", trained), ("untrained", untrained), ("pixel_pca", pca))
         },
     }

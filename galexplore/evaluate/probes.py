@@ -41,19 +41,20 @@ from galexplore.evaluate.photoz import (
     redshift_bins,
     smoothed_targets,
 )
+from galexplore.config import ProbesConfig
 from galexplore.labels import class_names, encode_classes
 from galexplore.scoring.figures import accuracy, balanced_accuracy, photoz_metrics
 
-#: the catalog columns that are probed, and the kind of probe each gets (the morphology columns
-#: by default: config [probes] morphology names others, e.g. a 0/1 ring flag)
-MORPHOLOGY_COLUMNS = ("p_features", "p_edge_on")
-REDSHIFT_COLUMN = "z_spec"
+#: the catalog columns probed by default, the config's defaults (`[probes] redshift` and
+#: `morphology` name others, e.g. a 0/1 ring flag; `galexplore.config.label_kinds`)
+MORPHOLOGY_COLUMNS = ProbesConfig().morphology
+REDSHIFT_COLUMN = ProbesConfig().redshift
 #: fewer labelled rows than this and a kind is not probed
 MIN_LABELLED = 20
 #: folds of the cross-fitted predictions of labelled rows (`predict_all`)
 CROSS_FIT_FOLDS = 5
 #: the catalog column a task is trained and scored on by default
-DEFAULT_COLUMNS = {REDSHIFT: REDSHIFT_COLUMN, MORPHOLOGY: "p_features"}
+DEFAULT_COLUMNS = {REDSHIFT: REDSHIFT_COLUMN, MORPHOLOGY: MORPHOLOGY_COLUMNS[0]}
 
 
 def class_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
@@ -194,8 +195,9 @@ def _sweep(rows: np.ndarray, label_counts: Iterable[int], seed: int, test_fracti
 
 def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction: float = 0.3,
                     label_counts: Iterable[int] | None = None, morphology: Sequence[str] = MORPHOLOGY_COLUMNS,
-                    categorical: Sequence[str] = (), unlabelled: Sequence[str] = ()) -> dict[str, Any]:
-    """Held-out scores of the linear probes of z_spec, the `morphology` columns and the
+                    categorical: Sequence[str] = (), unlabelled: Sequence[str] = (),
+                    redshift: str = REDSHIFT_COLUMN) -> dict[str, Any]:
+    """Held-out scores of the linear probes of the `redshift` column, the `morphology` columns and the
     `categorical` class columns (each present with >= `MIN_LABELLED` labelled rows; a class column
     with 2 classes at least): a JSON-able dict by column.
 
@@ -207,7 +209,7 @@ def evaluate_probes(x: np.ndarray, catalog: Any, *, seed: int = 0, test_fraction
     """
     x = _checked_rows(x, catalog)
     out: dict[str, Any] = {"seed": seed, "test_fraction": test_fraction}
-    for target in probed_targets(catalog, morphology, categorical, unlabelled):
+    for target in probed_targets(catalog, morphology, categorical, unlabelled, redshift):
         train, test = split_rows(target.rows, test_fraction, seed)
 
         def held_out(rows: np.ndarray) -> ProbeResult:
@@ -288,19 +290,26 @@ def cross_fit_column(x: np.ndarray, values: np.ndarray, column: str, rows: np.nd
 
 
 def probed_targets(catalog: Any, morphology: Sequence[str] = MORPHOLOGY_COLUMNS, categorical: Sequence[str] = (),
-                   unlabelled: Sequence[str] = ()) -> Iterator[Target]:
-    """z_spec, the `morphology` columns and the `categorical` class columns, each with >=
-    `MIN_LABELLED` labelled rows (a class column: a value not empty and not one of `unlabelled`,
-    of 2 classes at least)."""
-    for column in (REDSHIFT_COLUMN, *morphology):
+                   unlabelled: Sequence[str] = (), redshift: str = REDSHIFT_COLUMN) -> Iterator[Target]:
+    """The `redshift` column, the `morphology` columns and the `categorical` class columns, each
+    with >= `MIN_LABELLED` labelled rows (a class column: a value not empty and not one of
+    `unlabelled`, of 2 classes at least)."""
+    for column, kind in ((redshift, REDSHIFT), *((c, MORPHOLOGY) for c in morphology)):
         rows = _labelled_rows(catalog, column)
         if len(rows) >= MIN_LABELLED:
-            yield Target(column, _default_kind(column), rows, np.asarray(catalog[column], dtype=np.float64))
+            yield Target(column, kind, rows, np.asarray(catalog[column], dtype=np.float64))
     for column, classes in class_columns(catalog, categorical, unlabelled).items():
         index = encode_classes(catalog[column], classes, unlabelled)
         rows = np.flatnonzero(index >= 0)
         if len(rows) >= MIN_LABELLED and len(classes) >= 2:
             yield Target(column, CATEGORICAL, rows, np.where(index >= 0, index, np.nan), tuple(classes))
+
+
+def config_targets(probes: ProbesConfig) -> dict[str, Any]:
+    """What a config's `[probes]` probes, as the keyword arguments of `evaluate_probes`,
+    `predict_all` and `labelled_predictions`."""
+    return {"redshift": probes.redshift, "morphology": probes.morphology, "categorical": probes.categorical,
+            "unlabelled": probes.unlabelled}
 
 
 def class_columns(catalog: Any, categorical: Sequence[str], unlabelled: Sequence[str] = ()) -> dict[str, list[Any]]:
@@ -310,7 +319,7 @@ def class_columns(catalog: Any, categorical: Sequence[str], unlabelled: Sequence
 
 def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROSS_FIT_FOLDS,
                 morphology: Sequence[str] = MORPHOLOGY_COLUMNS, categorical: Sequence[str] = (),
-                unlabelled: Sequence[str] = ()) -> dict[str, np.ndarray]:
+                unlabelled: Sequence[str] = (), redshift: str = REDSHIFT_COLUMN) -> dict[str, np.ndarray]:
     """Probe predictions for every row (N,): z_phot and z_phot_width, <column>_pred for each
     `morphology` column (p_features_pred, p_edge_on_pred by default), and <column>_pred (the class
     index into `class_columns`' classes, as a float) and <column>_prob (its probability) for each
@@ -321,7 +330,7 @@ def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROS
     """
     x = _checked_rows(x, catalog)
     out: dict[str, np.ndarray] = {}
-    for target in probed_targets(catalog, morphology, categorical, unlabelled):
+    for target in probed_targets(catalog, morphology, categorical, unlabelled, redshift):
         predictions = cross_fit_column(x, target.values, target.column, target.rows, folds=folds, seed=seed,
                                        kind=target.kind, n_classes=len(target.classes))
         if target.kind == REDSHIFT:
@@ -334,16 +343,17 @@ def predict_all(x: np.ndarray, catalog: Any, *, seed: int = 0, folds: int = CROS
 
 
 def labelled_predictions(catalog: Any, folds: int = CROSS_FIT_FOLDS, morphology: Sequence[str] = MORPHOLOGY_COLUMNS,
-                         categorical: Sequence[str] = (), unlabelled: Sequence[str] = ()) -> dict[str, str]:
+                         categorical: Sequence[str] = (), unlabelled: Sequence[str] = (),
+                         redshift: str = REDSHIFT_COLUMN) -> dict[str, str]:
     """How `predict_all` predicts each probed column's labelled rows (`cross_fit_scheme`), by column."""
     return {target.column: cross_fit_scheme(len(target.rows), folds)
-            for target in probed_targets(catalog, morphology, categorical, unlabelled)}
+            for target in probed_targets(catalog, morphology, categorical, unlabelled, redshift)}
 
 
 __all__ = [
     "CATEGORICAL", "CROSS_FIT_FOLDS", "DEFAULT_COLUMNS", "KINDS", "MIN_LABELLED", "MORPHOLOGY", "MORPHOLOGY_COLUMNS",
     "REDSHIFT", "REDSHIFT_COLUMN", "Z_BINS", "Z_MAX", "Z_SMOOTHING_BINS", "LinearProbe",
-    "ProbeResult", "Target", "class_columns", "class_metrics", "cross_fit_column", "cross_fit_scheme",
+    "ProbeResult", "Target", "class_columns", "class_metrics", "config_targets", "cross_fit_column", "cross_fit_scheme",
     "decode_redshift", "encode_redshift", "evaluate_probes", "fit_class_probe", "fit_morphology_probe",
     "fit_redshift_probe", "fold_ids", "labelled_predictions", "morphology_metrics", "predict_all", "probe_column",
     "probed_targets", "redshift_bins", "score", "smoothed_targets", "split_rows", "sweep_rows",

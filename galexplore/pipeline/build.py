@@ -456,12 +456,12 @@ class _Builder:
         self._stage("scores", scores_fp, ("scores.npy",), run_scores)
 
         def run_probes() -> dict[str, Any]:
-            from galexplore.evaluate.probes import class_columns, evaluate_probes, labelled_predictions, predict_all
+            from galexplore.evaluate.probes import (class_columns, config_targets, evaluate_probes, labelled_predictions,
+                                                    predict_all)
 
             table = self.source_catalog()
             x = np.asarray(writer.reader().embeddings, dtype=np.float32)
-            targets = {"morphology": cfg.probes.morphology, "categorical": cfg.probes.categorical,
-                       "unlabelled": cfg.probes.unlabelled}
+            targets = config_targets(cfg.probes)
             # the class columns' classes, in the order of the class indices in probes.npy (and
             # for the explorer's legends, probed or not)
             classes = {"classes": class_columns(table, cfg.probes.categorical, cfg.probes.unlabelled),

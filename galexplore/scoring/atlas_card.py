@@ -1,7 +1,8 @@
 """The report card of an atlas: does its encoder beat raw pixels on this survey's own labels?
 
-Every label column the config declares (``z_spec``, the `[probes] morphology` vote fractions and
-flags, the `[probes] categorical` classes) is scored by `galexplore.scoring.card`'s protocol
+Every label column the config declares (`galexplore.config.label_kinds`: the `[probes] redshift`,
+the `[probes] morphology` vote fractions and flags, the `[probes] categorical` classes, a
+`[trust] labels` fraction) is scored by `galexplore.scoring.card`'s protocol
 (kNN k = 20 cosine, stratified 5-fold; a linear probe on the same folds; precision@10 per class)
 in up to four spaces, on the same seeded sample of labelled galaxies:
 
@@ -27,6 +28,7 @@ import pandas as pd
 
 from galexplore.labels import class_text, labelled_classes
 from galexplore.config import Config
+from galexplore.config.label_kinds import label_columns
 from galexplore.scoring import card
 from galexplore.scoring.health import health
 
@@ -42,15 +44,6 @@ HEADLINE = {"categorical": ("balanced_accuracy", True), "redshift": ("sigma_mad"
 
 __all__ = ["AGREEMENT_GOAL", "card_frame", "card_text", "label_columns", "labelled", "report_card", "score_label",
            "search_agreement", "summary_lines"]
-
-
-def label_columns(config: Config, catalog: pd.DataFrame) -> list[tuple[str, str]]:
-    """(column, kind) of each label the config declares and the catalog holds, kind one of
-    "redshift", "fraction" or "categorical"."""
-    found = [("z_spec", "redshift")] if "z_spec" in catalog else []
-    found += [(c, "fraction") for c in config.probes.morphology if c in catalog]
-    found += [(c, "categorical") for c in config.probes.categorical if c in catalog]
-    return found
 
 
 def labelled(values: pd.Series, kind: str, unlabelled: tuple[str, ...] = ()) -> np.ndarray:

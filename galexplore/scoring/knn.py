@@ -2,11 +2,12 @@
 
 A kNN probe asks what the representation space already knows without training anything on
 top: a galaxy's redshift is the median of its k most similar labelled galaxies', its class their
-majority vote. Used by the training monitor and to compare an encoder with its baselines.
+majority vote. Used to compare an encoder with its baselines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -38,42 +39,18 @@ def knn_classify(reference: np.ndarray, labels: np.ndarray, query: np.ndarray, k
     return classes[np.argmax(counts, axis=1)]
 
 
-def knn_scores(
-    representations: np.ndarray, catalog: Any, is_reference: np.ndarray, k: int = 20
-) -> dict[str, dict[str, float]]:
-    """kNN photo-z and morphology scores of `representations` (N, D) of catalog rows.
-
-    Rows with is_reference True are the labelled reference set, the others are scored.
-    Redshift: z_spec where finite. Morphology: p_features > 0.5 where finite.
-    """
-    scores: dict[str, dict[str, float]] = {}
-    ref = np.asarray(is_reference, dtype=bool)
-    if "z_spec" in catalog:
-        z = np.asarray(catalog["z_spec"], dtype=np.float64)
-        has = np.isfinite(z)
-        r, q = ref & has, ~ref & has
-        if r.sum() >= k and q.sum() > 0:
-            scores["redshift"] = photoz_metrics(knn_regress(representations[r], z[r], representations[q], k), z[q])
-    if "p_features" in catalog:
-        p = np.asarray(catalog["p_features"], dtype=np.float64)
-        has = np.isfinite(p)
-        r, q = ref & has, ~ref & has
-        if r.sum() >= k and q.sum() > 0:
-            pred = knn_classify(representations[r], p[r] > 0.5, representations[q], k)
-            scores["morphology"] = {"accuracy": accuracy(pred, p[q] > 0.5), "n": int(q.sum())}
-    return scores
-
-
 def cross_validated_scores(
-    representations: np.ndarray, catalog: Any, k: int = 20, folds: int = 5, seed: int = 0
+    representations: np.ndarray, catalog: Any, columns: Mapping[str, str], k: int = 20, folds: int = 5, seed: int = 0
 ) -> dict[str, dict[str, float]]:
-    """kNN scores with every labelled row predicted from the other folds' rows.
+    """kNN scores with every labelled row (a finite value) predicted from the other folds' rows.
 
-    Lower variance than one held-out split: every labelled galaxy is scored once.
+    `columns` maps a score's name to the catalog column it reads: "redshift" is regressed (the
+    median of the neighbours'), any other name is a fraction or flag, classified as value > 0.5
+    by majority vote. Lower variance than one held-out split: every labelled galaxy is scored once.
     """
     scores: dict[str, dict[str, float]] = {}
     fold = np.random.default_rng([seed, 0xF01D]).integers(0, folds, len(catalog))
-    for column, name in (("z_spec", "redshift"), ("p_features", "morphology")):
+    for name, column in columns.items():
         if column not in catalog:
             continue
         values = np.asarray(catalog[column], dtype=np.float64)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from galexplore.config import Config
+from galexplore.config.label_kinds import label_columns
 from galexplore.io import atomic_write_text
 from galexplore.models import MoCo
 from galexplore.survey.base import Survey
@@ -29,20 +30,16 @@ ALIGNMENT_ROWS = 256  # of them, augmented twice for the monitor's alignment fig
 MONITOR_K = 20
 
 
-def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS,
-                  config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
+def monitor_split(catalog: Any, seed: int, n: int = MONITOR_ROWS, *,
+                  config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Rows of up to `n` labelled galaxies and which of them are the kNN reference (70%).
 
-    Labelled: carrying any label the config declares (`scoring.atlas_card.label_columns`;
-    without a config, z_spec or p_features)."""
-    from galexplore.scoring.atlas_card import label_columns, labelled as has_label
+    Labelled: carrying any label the config declares, of any kind (`config.label_kinds`)."""
+    from galexplore.scoring.atlas_card import labelled as has_label
 
-    columns = label_columns(config, catalog) if config is not None else [
-        (c, "redshift") for c in ("z_spec", "p_features") if c in catalog]
-    unlabelled = config.probes.unlabelled if config is not None else ()
     labelled = np.zeros(len(catalog), dtype=bool)
-    for column, kind in columns:
-        labelled |= has_label(catalog[column], kind, unlabelled)
+    for column, kind in label_columns(config, catalog):
+        labelled |= has_label(catalog[column], kind, config.probes.unlabelled)
     rows = np.flatnonzero(labelled)
     rng = np.random.default_rng([seed, 0x3017])
     rows = np.sort(rng.permutation(rows)[:n])
@@ -59,7 +56,7 @@ def monitor_scores(
     where embed.center), with the alignment of two augmented views of the first galaxies (their
     augmentations drawn from `views`)."""
     from galexplore.scoring import card
-    from galexplore.scoring.atlas_card import label_columns, labelled, score_label
+    from galexplore.scoring.atlas_card import labelled, score_label
     from galexplore.scoring.health import alignment, health
 
     reps = represent(model.encoder, survey, rows, normalization, config.augment.crop_size, device)

@@ -402,6 +402,26 @@ def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, t
         assert len(explorer.selection_panel.export_file().getvalue()) > 0, fmt
 
 
+def test_every_view_follows_the_state_whoever_sets_it(explorer):
+    """A script (or the URL) sets the state alone: the map, gallery, selection panel, sidebar and
+    page all follow it, none told by another."""
+    import panel as pn
+
+    page = explorer.layout()
+    sidebar = pn.panel(explorer.controls)  # a sidebar as laid out: it hides itself in presentation mode
+    state = explorer.state
+    state.param.update(query=42, k=5, selection=np.array([3, 4, 5]), present=True)
+    assert list(explorer.map.marks_pipe.data["role"]) == ["similar"] * 5 + ["query"]
+    assert "5 most similar" in " ".join(str(getattr(p, "object", "")) for p in _panes(explorer.gallery.column))
+    assert len(explorer.map.selection_pipe.data) == 3 and len(explorer.selection_panel.table.value) == 3
+    assert "**3 selected**" in explorer.selection_panel.count.object
+    assert not sidebar.visible and page.styles == {"font-size": "150%"}
+    state.say("a <b>note</b>", "info")
+    assert explorer.message.visible and explorer.message.object == "a &lt;b&gt;note&lt;/b&gt;"
+    state.present = False
+    assert sidebar.visible and page.styles == {}
+
+
 def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
     """Tabulator writes titles as HTML; the browser test checks that nothing runs."""
     from galexplore.explorer.page import Explorer

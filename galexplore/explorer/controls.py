@@ -64,6 +64,6 @@ class Controls(pn.viewable.Viewer):
         lines = self.data.card_lines()
         if lines is None:
             return []
-        body = pn.pane.HTML(bullet_list(lines) + "<small><code>galexplore evaluate ATLAS</code> prints the whole card</small>",
-                            sizing_mode="stretch_width")
+        body = pn.pane.HTML(f"{bullet_list(lines)}<small><code>galexplore evaluate ATLAS</code> prints the whole "
+                            "card</small>", sizing_mode="stretch_width")
         return [pn.Card(body, title="How good is this map", collapsed=True, sizing_mode="stretch_width")]

@@ -73,6 +73,7 @@ class Gallery(pn.viewable.Viewer):
             button = pn.widgets.Button(label="explore", color="light", width=TILE_PX, margin=(0, 2))
             button.on_click(lambda _event, other=int(other): setattr(self.state, "query", other))
             text = pn.pane.HTML(caption(catalog.iloc[other], float(sim), classes), width=TILE_PX + 4, margin=(0, 2))
-            picture = pn.pane.PNG(png, width=TILE_PX, height=TILE_PX, margin=2) if png else pn.Spacer(width=TILE_PX, height=10)
+            picture = (pn.pane.PNG(png, width=TILE_PX, height=TILE_PX, margin=2) if png
+                       else pn.Spacer(width=TILE_PX, height=10))
             tiles.append(pn.Column(picture, text, button, width=TILE_PX + 8))
         return tiles

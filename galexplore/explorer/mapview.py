@@ -75,6 +75,7 @@ class MapView(pn.viewable.Viewer):
         column = colouring.column
         points = self.data.points(self.state.colour)
         common = {"x_range": x_range, "y_range": y_range, "dynamic": True}
+        cnorm = "eq_hist" if self.state.equalize else "linear"
         if colouring.kind == "categorical":
             raster = rasterize(points, aggregator=ds.by(column, ds.count()), **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
@@ -85,8 +86,8 @@ class MapView(pn.viewable.Viewer):
             # (HoloViews' `selector` shows every field as undefined on holoviews 1.23, bokeh 3.9)
             raster = rasterize(points, aggregator=aggregator, **common)
             shown = base = dynspread(raster, threshold=0.6, max_px=2).opts(
-                cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm="eq_hist" if self.state.equalize else "linear",
-                colorbar=True, tools=["hover", *SELECT_TOOLS], clabel="galaxies per pixel" if column is None else column)
+                cmap=DENSITY_CMAP if column is None else CONTINUOUS_CMAP, cnorm=cnorm, colorbar=True,
+                tools=["hover", *SELECT_TOOLS], clabel="galaxies per pixel" if column is None else column)
             if column is not None and self.data.has_missing(column):  # galaxies without a value: grey, underneath
                 everyone = rasterize(self.data.points(None), aggregator=ds.count(), **common)
                 base = dynspread(everyone, threshold=0.6, max_px=2).opts(cmap=[UNLABELLED_COLOUR], colorbar=False) * base

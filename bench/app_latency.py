@@ -77,7 +77,9 @@ def startup_seconds(atlas: Path) -> tuple[float, float]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.perf_counter()
+    # the Host check (explorer/hosts.py) refuses a host the server was not told: tell it the one asked for
     server = subprocess.Popen([sys.executable, "-m", "panel", "serve", str(ROOT / "app"), "--port", str(port),
+                               "--allow-websocket-origin", f"127.0.0.1:{port}",
                                "--setup", str(ROOT / "app" / "setup.py"), "--args", "--atlas", str(atlas)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -308,7 +308,7 @@ def test_the_atlas_carries_its_report_card_into_the_cli_the_report_and_the_page(
     from galexplore.explorer.page import Explorer
     from galexplore.explorer.store import load
 
-    controls = Explorer(load(built[0])).controls()
+    controls = pn.panel(Explorer(load(built[0])).controls)
     cards = [c for c in controls if isinstance(c, pn.Card)]
     assert len(cards) == 1 and cards[0].title == "How good is this map"
     assert "z_spec: kNN sigma mad" in cards[0][0].object

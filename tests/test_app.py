@@ -69,94 +69,94 @@ def _lasso_around(explorer, fraction: float = 0.5) -> np.ndarray:
 
 def test_a_lasso_selects_exactly_the_galaxies_inside_it(explorer):
     polygon = _lasso_around(explorer, 0.8)
-    explorer.streams["lasso"].event(geometry=polygon)
+    explorer.map.streams["lasso"].event(geometry=polygon)
     xy = explorer.data.catalog[["umap_x", "umap_y"]].to_numpy()
     inside = np.flatnonzero(_inside(polygon, xy))
     assert 0 < len(inside) < N
-    np.testing.assert_array_equal(explorer.selection, inside)
-    assert f"**{len(inside):,} selected**" in explorer._count.object
-    assert len(explorer._table.value) == len(inside)
+    np.testing.assert_array_equal(explorer.state.selection, inside)
+    assert f"**{len(inside):,} selected**" in explorer.selection_panel.count.object
+    assert len(explorer.selection_panel.table.value) == len(inside)
     # the highlight layer got the same rows
-    assert len(explorer._selection_pipe.data) == len(inside)
+    assert len(explorer.map.selection_pipe.data) == len(inside)
 
 
 def test_add_subtract_and_clear(explorer):
-    lasso = explorer.streams["lasso"]
+    lasso = explorer.map.streams["lasso"]
     first = _lasso_around(explorer, 0.5)
     lasso.event(geometry=first)
-    a = explorer.selection.copy()
+    a = explorer.state.selection.copy()
     x0, x1, y0, y1 = explorer.data.bounds
-    explorer.mode = "add"
-    explorer.streams["box"].event(bounds=(x0, y0, x1, y1))
-    assert len(explorer.selection) == N
-    explorer.mode = "subtract"
+    explorer.state.mode = "add"
+    explorer.map.streams["box"].event(bounds=(x0, y0, x1, y1))
+    assert len(explorer.state.selection) == N
+    explorer.state.mode = "subtract"
     lasso.event(geometry=first)
-    assert len(explorer.selection) == N - len(a)
-    assert not np.isin(a, explorer.selection).any()
-    explorer.clear()
-    assert len(explorer.selection) == 0 and explorer._download.disabled
+    assert len(explorer.state.selection) == N - len(a)
+    assert not np.isin(a, explorer.state.selection).any()
+    explorer.state.clear()
+    assert len(explorer.state.selection) == 0 and explorer.selection_panel.download.disabled
 
 
 def test_a_click_shows_the_nearest_galaxy_and_its_similar_ones(explorer):
     cat = explorer.data.catalog
     x, y = cat["umap_x"].iloc[123] + 1e-4, cat["umap_y"].iloc[123]
-    explorer.streams["tap"].event(x=x, y=y)
+    explorer.map.streams["tap"].event(x=x, y=y)
     d2 = (cat["umap_x"] - x) ** 2 + (cat["umap_y"] - y) ** 2
-    assert explorer.query == int(np.argmin(d2.to_numpy()))
-    expected = np.asarray(explorer.data.atlas.neighbors[explorer.query, : explorer.k])
-    marks = explorer._marks_pipe.data
-    assert list(marks["role"]).count("similar") == explorer.k and list(marks["role"]).count("query") == 1
+    assert explorer.state.query == int(np.argmin(d2.to_numpy()))
+    expected = np.asarray(explorer.data.atlas.neighbors[explorer.state.query, : explorer.state.k])
+    marks = explorer.map.marks_pipe.data
+    assert list(marks["role"]).count("similar") == explorer.state.k and list(marks["role"]).count("query") == 1
     np.testing.assert_allclose(marks["umap_x"].iloc[:-1], cat["umap_x"].iloc[expected])
-    explorer.select_similar()
-    assert sorted(explorer.selection) == sorted([*expected, explorer.query])
+    explorer.state.select_similar()
+    assert sorted(explorer.state.selection) == sorted([*expected, explorer.state.query])
 
 
 def test_pointing_at_a_galaxy_shows_its_values_and_empty_space_shows_none(explorer):
     cat = explorer.data.catalog
-    explorer.view = ""
+    explorer.state.view = ""
     x, y = cat["umap_x"].iloc[200], cat["umap_y"].iloc[200]
-    explorer.streams["pointer"].event(x=x + 1e-6, y=y)
-    assert explorer.hovered == 200
-    line = explorer._under_cursor.object
+    explorer.map.streams["pointer"].event(x=x + 1e-6, y=y)
+    assert explorer.state.hovered == 200
+    line = explorer.map.under_cursor.object
     assert cat["object_id"].iloc[200] in line and f"z_spec {cat['z_spec'].iloc[200]:.5g}" in line
     assert not re.search(r"\d\.\d{6,}", line)  # every value (float32 ones too) to 5 significant digits
     x0, x1, y0, y1 = explorer.data.bounds
-    explorer.streams["pointer"].event(x=x1 + 10 * (x1 - x0), y=y1)  # far outside the map
-    assert explorer.hovered == -1 and "point at a galaxy" in explorer._under_cursor.object
+    explorer.map.streams["pointer"].event(x=x1 + 10 * (x1 - x0), y=y1)  # far outside the map
+    assert explorer.state.hovered == -1 and "point at a galaxy" in explorer.map.under_cursor.object
 
 
 def test_hover_text_is_escaped(explorer):
     hostile = int(np.flatnonzero(explorer.data.catalog["type"].str.startswith("<script"))[0])
-    explorer.hover(explorer.data.catalog["umap_x"].iloc[hostile], explorer.data.catalog["umap_y"].iloc[hostile])
-    assert "<script>" not in explorer._under_cursor.object and "&lt;script&gt;" in explorer._under_cursor.object
+    explorer.map.hover(explorer.data.catalog["umap_x"].iloc[hostile], explorer.data.catalog["umap_y"].iloc[hostile])
+    assert "<script>" not in explorer.map.under_cursor.object and "&lt;script&gt;" in explorer.map.under_cursor.object
 
 
 def test_a_colour_change_rebuilds_with_fresh_streams_and_keeps_the_view(explorer):
-    explorer.view = "0,1,0,1"
-    old = explorer.streams["lasso"]
-    explorer.colour = "type"
-    assert explorer.streams["lasso"] is not old
-    assert explorer._ranges() == ((0.0, 1.0), (0.0, 1.0))
+    explorer.state.view = "0,1,0,1"
+    old = explorer.map.streams["lasso"]
+    explorer.state.colour = "type"
+    assert explorer.map.streams["lasso"] is not old
+    assert explorer.state.ranges() == ((0.0, 1.0), (0.0, 1.0))
     calls = []
-    real = explorer.lasso
-    explorer.lasso = lambda geometry: (calls.append(1), real(geometry))
-    explorer.streams["lasso"].event(geometry=_lasso_around(explorer))
+    real = explorer.map.lasso
+    explorer.map.lasso = lambda geometry: (calls.append(1), real(geometry))
+    explorer.map.streams["lasso"].event(geometry=_lasso_around(explorer))
     assert len(calls) == 1  # one callback per event after a rebuild, not one per build
 
 
 @pytest.mark.parametrize("fmt", ["csv", "fits", "votable", "parquet"])
 def test_export_reads_back_row_by_row(explorer, fmt):
-    explorer.streams["lasso"].event(geometry=_lasso_around(explorer, 0.7))
-    explorer.export_format = fmt
-    data = explorer._export_file().getvalue()
-    assert explorer._download.filename.startswith("app-test-selection-")
+    explorer.map.streams["lasso"].event(geometry=_lasso_around(explorer, 0.7))
+    explorer.state.export_format = fmt
+    data = explorer.selection_panel.export_file().getvalue()
+    assert explorer.selection_panel.download.filename.startswith("app-test-selection-")
     if fmt == "parquet":
         back = pd.read_parquet(io.BytesIO(data))
     else:
         table = Table.read(io.BytesIO(data), format={"csv": "ascii.csv", "fits": "fits", "votable": "votable"}[fmt])
         table.convert_bytestring_to_unicode()  # FITS keeps text as bytes
         back = table.to_pandas()
-    expected = explorer.data.catalog.iloc[explorer.selection].reset_index(drop=True)
+    expected = explorer.data.catalog.iloc[explorer.state.selection].reset_index(drop=True)
     assert list(back.columns[:3]) == ["object_id", "ra", "dec"]
     assert [str(v).strip() for v in back["object_id"]] == list(expected["object_id"])
     np.testing.assert_allclose(back["ra"], expected["ra"])
@@ -173,33 +173,33 @@ def test_an_export_is_dropped_after_its_download_and_made_again_on_the_next(expl
     with set_curdoc(doc):
         explorer.layout().get_root(doc)  # as served: the widget has its Bokeh model
     monkeypatch.setattr(type(doc), "session_context", property(lambda self: object()))  # served
-    explorer.streams["lasso"].event(geometry=_lasso_around(explorer, 0.7))
+    explorer.map.streams["lasso"].event(geometry=_lasso_around(explorer, 0.7))
     with set_curdoc(doc):
-        explorer._download._clicks += 1  # the button: the server makes the file and sends it
-    first = explorer._download.data
+        explorer.selection_panel.download._clicks += 1  # the button: the server makes the file and sends it
+    first = explorer.selection_panel.download.data
     assert first.startswith("data:text/") and ";base64," in first and len(scheduled) == 1 and scheduled[0][1] >= 10_000
     with set_curdoc(doc):
         scheduled[0][0]()  # the timeout: the session no longer holds the file
-    assert explorer._download.data == ""
+    assert explorer.selection_panel.download.data == ""
     with set_curdoc(doc):
-        explorer._download._clicks += 1
-    assert explorer._download.data == first  # the next click makes it again
+        explorer.selection_panel.download._clicks += 1
+    assert explorer.selection_panel.download.data == first  # the next click makes it again
 
 
 def test_find_by_id_and_by_position(explorer):
-    explorer.search("G00042")
-    assert explorer.query == 42
+    explorer.state.search("G00042")
+    assert explorer.state.query == 42
     ra, dec = explorer.data.catalog.loc[77, ["ra", "dec"]]
-    explorer.search(f"{ra + 0.0001} {dec}")
-    assert explorer.query == 77 and "arcsec away" in explorer.message.object
-    explorer.search("not a galaxy")
+    explorer.state.search(f"{ra + 0.0001} {dec}")
+    assert explorer.state.query == 77 and "arcsec away" in explorer.message.object
+    explorer.state.search("not a galaxy")
     assert explorer.message.alert_type == "danger" and "not a galaxy" in explorer.message.object
 
 
 def test_catalog_text_is_escaped_in_the_gallery(explorer):
     hostile = int(np.flatnonzero(explorer.data.catalog["type"].str.startswith("<script")) [0])
-    explorer.query = hostile
-    html = "".join(str(getattr(pane, "object", "")) for pane in _panes(explorer._gallery))
+    explorer.state.query = hostile
+    html = "".join(str(getattr(pane, "object", "")) for pane in _panes(explorer.gallery.column))
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
@@ -266,22 +266,22 @@ def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
     import holoviews as hv
 
     def layers() -> list:
-        return list(explorer._map_pane.object[()].values())
+        return list(explorer.map.pane.object[()].values())
 
     def shaded_pixels() -> int:  # the overlay layer's pixels holding an untrusted galaxy
         return int(np.sum(np.nan_to_num(layers()[-3].data[layers()[-3].vdims[0].name].values) > 0))
 
     hidden = layers()
-    explorer.trust_overlay = True
+    explorer.state.trust_overlay = True
     assert len(layers()) == len(hidden) + 1  # no empty layer rendered and sent on every pan while it is off
     assert isinstance(layers()[-3], hv.Image)  # under the selection and the marks
-    explorer.trust_threshold = 0.0
+    explorer.state.trust_threshold = 0.0
     assert shaded_pixels() == 0
-    explorer.trust_threshold = 0.5
+    explorer.state.trust_threshold = 0.5
     some = shaded_pixels()
-    explorer.trust_threshold = 1.0
+    explorer.state.trust_threshold = 1.0
     assert 0 < some < shaded_pixels()
-    explorer.trust_overlay = False
+    explorer.state.trust_overlay = False
     assert len(layers()) == len(hidden)
 
 
@@ -315,10 +315,10 @@ def test_an_explorer_given_a_galaxy_outside_the_atlas_says_so_and_so_does_select
     from galexplore.explorer.store import load
 
     explorer = Explorer(load(atlas), query=99_999_999)
-    assert explorer.query == -1 and explorer.message.visible
+    assert explorer.state.query == -1 and explorer.message.visible
     assert "galaxy row 99999999 is not in this atlas" in explorer.message.object
-    explorer.select_similar()  # the "Select these" button
-    assert len(explorer.selection) == 0
+    explorer.state.select_similar()  # the "Select these" button
+    assert len(explorer.state.selection) == 0
     assert explorer.message.object.startswith("no galaxy chosen, so none similar to select: click one on the map")
 
 
@@ -370,10 +370,10 @@ def test_a_corrupt_neighbour_index_gives_a_message_not_a_blank_page(atlas, tmp_p
         similar(data.atlas.neighbors, data.atlas.similarities, 5, 20)
     explorer = Explorer(data, query=5, k=20)
     assert "the neighbour index is corrupt" in explorer.message.object and explorer.message.alert_type == "danger"
-    explorer.select_similar()
-    assert explorer.selection.tolist() == [5]  # the query alone
-    explorer.query = 6  # an intact row still shows its gallery
-    assert "20 most similar" in " ".join(str(getattr(p, "object", "")) for p in _panes(explorer._gallery))
+    explorer.state.select_similar()
+    assert explorer.state.selection.tolist() == [5]  # the query alone
+    explorer.state.query = 6  # an intact row still shows its gallery
+    assert "20 most similar" in " ".join(str(getattr(p, "object", "")) for p in _panes(explorer.gallery.column))
 
 
 def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, tmp_path):
@@ -392,14 +392,34 @@ def test_a_list_valued_column_is_skipped_with_a_note_and_the_page_works(atlas, t
     assert data.notes == ["column 'bands_seen' holds ndarray values, not numbers or text: it cannot colour the map "
                           "and is shown as text only"]
     explorer = Explorer(data)
-    explorer.note(data.notes)
+    explorer.state.note(data.notes)
     assert "bands_seen" in explorer.message.object
-    explorer.streams["lasso"].event(geometry=_lasso_around(explorer, 0.9))
-    assert len(explorer._table.value) == len(explorer.selection) > 0
-    explorer.query = int(explorer.selection[0])
+    explorer.map.streams["lasso"].event(geometry=_lasso_around(explorer, 0.9))
+    assert len(explorer.selection_panel.table.value) == len(explorer.state.selection) > 0
+    explorer.state.query = int(explorer.state.selection[0])
     for fmt in EXPORT_FORMATS:
-        explorer.export_format = fmt
-        assert len(explorer._export_file().getvalue()) > 0, fmt
+        explorer.state.export_format = fmt
+        assert len(explorer.selection_panel.export_file().getvalue()) > 0, fmt
+
+
+def test_every_view_follows_the_state_whoever_sets_it(explorer):
+    """A script (or the URL) sets the state alone: the map, gallery, selection panel, sidebar and
+    page all follow it, none told by another."""
+    import panel as pn
+
+    page = explorer.layout()
+    sidebar = pn.panel(explorer.controls)  # a sidebar as laid out: it hides itself in presentation mode
+    state = explorer.state
+    state.param.update(query=42, k=5, selection=np.array([3, 4, 5]), present=True)
+    assert list(explorer.map.marks_pipe.data["role"]) == ["similar"] * 5 + ["query"]
+    assert "5 most similar" in " ".join(str(getattr(p, "object", "")) for p in _panes(explorer.gallery.column))
+    assert len(explorer.map.selection_pipe.data) == 3 and len(explorer.selection_panel.table.value) == 3
+    assert "**3 selected**" in explorer.selection_panel.count.object
+    assert not sidebar.visible and page.styles == {"font-size": "150%"}
+    state.say("a <b>note</b>", "info")
+    assert explorer.message.visible and explorer.message.object == "a &lt;b&gt;note&lt;/b&gt;"
+    state.present = False
+    assert sidebar.visible and page.styles == {}
 
 
 def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
@@ -413,18 +433,17 @@ def test_column_titles_of_the_selection_table_are_escaped(atlas, tmp_path):
         writer.write_catalog(old.catalog.rename(columns={"mag_r": hostile}))
 
     explorer = Explorer(load(_damaged_copy(atlas, tmp_path, rename)))
-    explorer.set_selection(np.arange(10))
-    assert explorer._table.titles[hostile] == "&lt;img src=x onerror=alert(&#x27;col&#x27;)&gt;"
-    assert all("<" not in title for title in explorer._table.titles.values())
+    explorer.state.selection = np.arange(10)
+    assert explorer.selection_panel.table.titles[hostile] == "&lt;img src=x onerror=alert(&#x27;col&#x27;)&gt;"
+    assert all("<" not in title for title in explorer.selection_panel.table.titles.values())
 
 
 def test_the_app_helpers_examples_run():
     import doctest
 
-    from galexplore.explorer import hosts as hosts
-    from galexplore.explorer import urlstate as urlstate
+    from galexplore.explorer import hosts, markup, urlstate
 
-    for module in (urlstate, hosts):
+    for module in (urlstate, hosts, markup):
         failed, tried = doctest.testmod(module)
         assert tried > 0 and failed == 0, module.__name__
 

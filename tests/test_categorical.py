@@ -136,7 +136,7 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
 
     explorer = Explorer(data, colour="gz1_type")
     explorer.layout().get_root(Document())  # the whole page, as served
-    stack = list(explorer._map_pane.object[()].values())[0]
+    stack = list(explorer.map.pane.object[()].values())[0]
     assert isinstance(stack, hv.ImageStack)
     assert [str(v) for v in stack.vdims] == list(label.categories)  # one layer per class, in legend order
     counts = stack.data.sum(dim=["umap_x", "umap_y"])
@@ -145,7 +145,7 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
     colours = category_colours(label)
     assert colours[-1] == UNLABELLED_COLOUR and UNLABELLED_COLOUR not in colours[:-1] and len(set(colours)) == 4
     assert category_colours(pred) == colours[:-1]  # a class has one colour in both maps
-    plot = hv.renderer("bokeh").get_plot(explorer._map_pane.object[()])
+    plot = hv.renderer("bokeh").get_plot(explorer.map.pane.object[()])
     [legend] = plot.state.legend
     assert list(legend.items[0].renderers[0].data_source.data[legend.items[0].label.field]) == list(label.categories)
     [mapper] = [r.glyph.color_mapper for r in plot.state.select(GlyphRenderer) if isinstance(r.glyph, ImageStackGlyph)]
@@ -153,11 +153,11 @@ def test_the_explorer_colours_by_the_class_and_its_prediction_with_a_legend(atla
 
     # the galaxy under the cursor and the gallery say its class and the predicted one
     row = int(np.flatnonzero(_labelled(data.catalog))[0])
-    explorer.hover(data.catalog["umap_x"].iat[row], data.catalog["umap_y"].iat[row])
-    line = explorer._under_cursor.object
+    explorer.map.hover(data.catalog["umap_x"].iat[row], data.catalog["umap_y"].iat[row])
+    line = explorer.map.under_cursor.object
     assert f"gz1_type {data.catalog['gz1_type'].iat[row]}" in line and "gz1_type_pred" in line
-    explorer.query = row
-    record = explorer._gallery[0][1][1].object
+    explorer.state.query = row
+    record = explorer.gallery.column[0][1][1].object
     assert "<td>gz1_type_pred</td>" in record and "<td>gz1_type_prob</td>" in record
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import math
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ from scipy.spatial import ConvexHull
 from galexplore.atlas.files import AtlasWriter, open_atlas
 from galexplore.errors import GalexploreError
 from galexplore.explorer.cutouts import CutoutSource
-from galexplore.explorer.queries import MapIndex, combine, find, parse_position, similar, sky_links
+from galexplore.explorer.queries import MapIndex, combine, find, parse_position, separations_arcsec, similar, sky_links
 from galexplore.atlas.export import EXPORT_FORMATS, _astropy_table, _votable, export_name, export_selection
 from galexplore.survey.render import lupton_rgb
 from galexplore.survey import open_path
@@ -174,6 +175,37 @@ def test_nearest_sky_finds_the_neighbour_across_ra_zero() -> None:
     row, separation = index.nearest_sky(0.0001, 10.0)  # 0.0002 deg of RA at dec 10 away from row 0
     expected = SkyCoord(0.0001 * u.deg, 10 * u.deg).separation(SkyCoord(359.9999 * u.deg, 10 * u.deg)).arcsec
     assert row == 0 and separation == pytest.approx(expected, abs=1e-6)
+
+
+
+def _vincenty_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """The explorer's own Vincenty formula, one pair at a time, before astropy's vectorised one replaced it."""
+    l1, b1, l2, b2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    dl = l2 - l1
+    num1 = math.cos(b2) * math.sin(dl)
+    num2 = math.cos(b1) * math.sin(b2) - math.sin(b1) * math.cos(b2) * math.cos(dl)
+    den = math.sin(b1) * math.sin(b2) + math.cos(b1) * math.cos(b2) * math.cos(dl)
+    return math.degrees(math.atan2(math.hypot(num1, num2), den)) * 3600.0
+
+
+def test_separations_equal_the_pairwise_vincenty_formula_at_every_scale() -> None:
+    """From a milliarcsecond to the antipode, across RA 0 and at the poles, to 1e-9 of the separation."""
+    rng = np.random.default_rng(5)
+    ras, decs = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
+    centres = [(150.1, 2.2), (0.0001, 10.0), (359.9999, -0.5), (12.0, 89.9999), (200.0, -90.0)]
+    for ra, dec in centres:
+        near = (ra + np.array([2.8e-7, 1e-4, 0.1, 179.9]), np.clip(dec + np.array([0.0, 1e-4, -0.1, 0.0]), -90, 90))
+        others = (np.concatenate([ras, near[0] % 360, [(ra + 180) % 360]]), np.concatenate([decs, near[1], [-dec]]))
+        expected = [_vincenty_arcsec(ra, dec, r, d) for r, d in zip(*others)]
+        np.testing.assert_allclose(separations_arcsec(ra, dec, *others), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_within_sky_finds_the_rows_inside_the_radius_nearest_first() -> None:
+    ra, dec = np.array([150.0, 150.0 + 1 / 3600, 150.0, 150.0 + 5 / 3600, 30.0]), np.array([2.0, 2.0, 2.0 + 2 / 3600, 2.0, 2.0])
+    index = MapIndex(np.zeros(5), np.zeros(5), ra, dec)
+    rows, separations = index.within_sky(150.0, 2.0, 3.0)
+    np.testing.assert_array_equal(rows, [0, 1, 2])
+    np.testing.assert_allclose(separations, [0.0, math.cos(math.radians(2.0)), 2.0], rtol=1e-6, atol=1e-9)
 
 
 # -- selections, search, similar -------------------------------------------------------------------

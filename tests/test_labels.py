@@ -103,6 +103,8 @@ def test_a_survey_without_labels_builds_and_trust_says_why(unlabelled_atlas: Pat
 
 
 def test_the_app_opens_an_atlas_without_labels_and_shows_the_trust_note(unlabelled_atlas: Path) -> None:
+    import panel as pn
+
     from galexplore.explorer.page import Explorer
     from galexplore.explorer.store import load
 
@@ -110,14 +112,14 @@ def test_the_app_opens_an_atlas_without_labels_and_shows_the_trust_note(unlabell
     assert "trust" not in data.colourings  # nothing to colour by
     assert "0 labelled galaxies" in data.trust_note()
     explorer = Explorer(data)
-    text = " ".join(str(getattr(p, "object", "")) for p in explorer.controls().objects)
+    text = " ".join(str(getattr(p, "object", "")) for p in pn.panel(explorer.controls).objects)
     assert "trust is undefined" in text and "0 labelled galaxies" in text
-    explorer.trust_overlay = True  # shading by an undefined trust shades nothing, and does not fail
+    explorer.state.trust_overlay = True  # shading by an undefined trust shades nothing, and does not fail
     cat = data.catalog
-    explorer.streams["tap"].event(x=cat["umap_x"].iloc[7] + 1e-6, y=cat["umap_y"].iloc[7])
-    assert explorer.query == 7
-    similar = list(explorer._marks_pipe.data["role"]).count("similar")
-    assert similar == min(explorer.k, 10)
+    explorer.map.streams["tap"].event(x=cat["umap_x"].iloc[7] + 1e-6, y=cat["umap_y"].iloc[7])
+    assert explorer.state.query == 7
+    similar = list(explorer.map.marks_pipe.data["role"]).count("similar")
+    assert similar == min(explorer.state.k, 10)
     png = data.cutouts.rgb_png(7, size=32)
     assert png is not None and Image.open(io.BytesIO(png)).size == (32, 32)
 

@@ -261,23 +261,23 @@ def test_the_explorer_renders_finds_by_id_and_shows_no_sky_line(atlas: Path) -> 
     assert not data.has_positions and "ra" not in data.colourings
     explorer = Explorer(data)
     explorer.layout().get_root(Document())  # the whole page, as served
-    find_box = next(w for w in explorer.controls().select(pn.widgets.TextInput))
+    find_box = next(w for w in pn.panel(explorer.controls).select(pn.widgets.TextInput))
     assert find_box.placeholder == "object_id"
-    assert "this atlas has no sky positions" in explorer._gallery[0].object
+    assert "this atlas has no sky positions" in explorer.gallery.column[0].object
 
     cat = data.catalog
-    explorer.streams["tap"].event(x=float(cat["umap_x"].iloc[9]), y=float(cat["umap_y"].iloc[9]))
+    explorer.map.streams["tap"].event(x=float(cat["umap_x"].iloc[9]), y=float(cat["umap_y"].iloc[9]))
     d2 = (cat["umap_x"] - cat["umap_x"].iloc[9]) ** 2 + (cat["umap_y"] - cat["umap_y"].iloc[9]) ** 2
-    assert explorer.query == int(np.argmin(d2.to_numpy()))
-    header = explorer._gallery[0][1][0].object  # the clicked galaxy's id line
-    assert header == f"<b>{cat['object_id'].iloc[explorer.query]}</b>"  # no RA/Dec line, no sky-viewer links
-    record = explorer._gallery[0][1][1].object
+    assert explorer.state.query == int(np.argmin(d2.to_numpy()))
+    header = explorer.gallery.column[0][1][0].object  # the clicked galaxy's id line
+    assert header == f"<b>{cat['object_id'].iloc[explorer.state.query]}</b>"  # no RA/Dec line, no sky-viewer links
+    record = explorer.gallery.column[0][1][1].object
     assert "<td>ra</td>" not in record and "<td>kind</td>" in record
 
-    explorer.search(str(cat["object_id"].iloc[20]))
-    assert explorer.query == 20 and not explorer.message.visible
-    explorer.search("150.1 +2.2")
-    assert explorer.query == 20  # unchanged
+    explorer.state.search(str(cat["object_id"].iloc[20]))
+    assert explorer.state.query == 20 and not explorer.message.visible
+    explorer.state.search("150.1 +2.2")
+    assert explorer.state.query == 20  # unchanged
     assert explorer.message.visible and explorer.message.alert_type == "danger"
     assert "no galaxy with object_id '150.1 +2.2', and the atlas has no sky positions" in html.unescape(explorer.message.object)
 

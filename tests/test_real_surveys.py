@@ -47,13 +47,13 @@ def _app_click(atlas_path: Path) -> None:
     assert data.colourings["ring"].kind == "continuous" and data.trust_note() is None
     explorer = Explorer(data)
     cat = data.catalog
-    explorer.streams["tap"].event(x=cat["umap_x"].iloc[5] + 1e-6, y=cat["umap_y"].iloc[5])
+    explorer.map.streams["tap"].event(x=cat["umap_x"].iloc[5] + 1e-6, y=cat["umap_y"].iloc[5])
     d2 = (cat["umap_x"] - cat["umap_x"].iloc[5] - 1e-6) ** 2 + (cat["umap_y"] - cat["umap_y"].iloc[5]) ** 2
-    assert explorer.query == int(np.argmin(d2.to_numpy()))
-    shown = min(explorer.k, data.atlas.neighbors.shape[1])
-    expected = np.asarray(data.atlas.neighbors[explorer.query, :shown])
-    marks = explorer._marks_pipe.data
-    assert list(marks["role"]).count("similar") == shown and explorer.query not in expected
+    assert explorer.state.query == int(np.argmin(d2.to_numpy()))
+    shown = min(explorer.state.k, data.atlas.neighbors.shape[1])
+    expected = np.asarray(data.atlas.neighbors[explorer.state.query, :shown])
+    marks = explorer.map.marks_pipe.data
+    assert list(marks["role"]).count("similar") == shown and explorer.state.query not in expected
     np.testing.assert_allclose(marks["umap_x"].iloc[:-1], cat["umap_x"].iloc[expected])
     pictures = data.cutouts.rgb_pngs(expected, size=96)
     assert len(pictures) == shown

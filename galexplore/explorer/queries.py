@@ -157,19 +157,16 @@ class MapIndex:
             raise GalexploreError(f"sky position ({ra}, {dec}) is not finite")
         _, k = tree.query(unit_vectors(np.array([float(ra)]), np.array([float(dec)]))[0])
         row = int(self._sky_rows[k])
-        return row, angular_separation(ra, dec, self._ra[row], self._dec[row]) * ARCSEC_PER_RADIAN
+        return row, float(separations_arcsec(ra, dec, self._ra[row], self._dec[row]))
 
     def nearest_sky_of(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each of many sky positions (degrees, finite), the nearest row and the separation
         in arcsec: one vectorised query of the shared tree (10^5 positions against 10^6 galaxies
         in well under a second), as astropy's `match_to_catalog_sky` answers it."""
-        from astropy.coordinates import angular_separation as separation
-
         ra, dec = np.asarray(ra, np.float64).ravel(), np.asarray(dec, np.float64).ravel()
         _, k = self._sky_tree().query(unit_vectors(ra, dec), workers=-1)
         rows = self._sky_rows[k]
-        angle = separation(np.radians(ra), np.radians(dec), np.radians(self._ra[rows]), np.radians(self._dec[rows]))
-        return rows, np.asarray(angle, np.float64) * ARCSEC_PER_RADIAN
+        return rows, np.asarray(separations_arcsec(ra, dec, self._ra[rows], self._dec[rows]), np.float64)
 
     def _sky_tree(self) -> cKDTree:
         tree = self._tree("sky")
@@ -190,8 +187,7 @@ class MapIndex:
         # a chord a hair longer than the angle's, so rounding keeps a galaxy right on the edge
         found = np.asarray(tree.query_ball_point(centre, 2.0 * math.sin(angle / 2.0) * (1 + 1e-9) + 1e-15), np.int64)
         rows = self._sky_rows[found]
-        separations = np.array([angular_separation(ra, dec, self._ra[r], self._dec[r]) for r in rows],
-                               np.float64) * ARCSEC_PER_RADIAN
+        separations = separations_arcsec(ra, dec, self._ra[rows], self._dec[rows])
         keep = separations <= radius_arcsec * (1 + 1e-9)
         order = np.argsort(separations[keep], kind="stable")
         return rows[keep][order], separations[keep][order]
@@ -204,15 +200,12 @@ def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.column_stack([cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)])
 
 
-def angular_separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """The angle (radians) between two sky positions in degrees, by the Vincenty formula:
-    accurate at every separation, as astropy's `SkyCoord.separation`."""
-    l1, b1, l2, b2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    dl = l2 - l1
-    num1 = math.cos(b2) * math.sin(dl)
-    num2 = math.cos(b1) * math.sin(b2) - math.sin(b1) * math.cos(b2) * math.cos(dl)
-    den = math.sin(b1) * math.sin(b2) + math.cos(b1) * math.cos(b2) * math.cos(dl)
-    return math.atan2(math.hypot(num1, num2), den)
+def separations_arcsec(ra: float, dec: float, ras: np.ndarray, decs: np.ndarray) -> np.ndarray:
+    """Arcseconds from sky position (ra, dec) to each of (ras, decs), all in degrees: astropy's
+    `angular_separation` (the Vincenty formula, accurate at every separation), vectorised."""
+    from astropy.coordinates import angular_separation  # about a second to import: a search by position pays it
+
+    return angular_separation(np.radians(ra), np.radians(dec), np.radians(ras), np.radians(decs)) * ARCSEC_PER_RADIAN
 
 
 # -- selections, search, similar galaxies ----------------------------------------------------------

@@ -53,16 +53,16 @@ def page() -> pn.viewable.Viewable:
         data = load(path)
     except GalexploreError as exc:
         return problem_page(path, exc)
-    state = read_url(pn.state.session_args or {}, data.colourings, data.n)
-    explorer = Explorer(data, **state.values)
-    explorer.note([*data.notes, *state.notes])
+    url = read_url(pn.state.session_args or {}, data.colourings, data.n)
+    explorer = Explorer(data, **url.values)
+    explorer.state.note([*data.notes, *url.notes])
     location = pn.state.location
     if location is not None:
-        # the URL's own values are synced back onto the explorer: leave only the checked ones,
-        # which `sync` then writes into the URL from the explorer
+        # `sync` would set the state from the URL as typed: leave only the keys that are not the
+        # state's, and `sync` writes the checked values into the URL from the state, then keeps both in step
         others = {key: value for key, value in location.query_params.items() if key not in URL_KEYS}
         location.search = "?" + urllib.parse.urlencode(others) if others else ""
-        location.sync(explorer, {name: key for key, name in URL_KEYS.items()})
+        location.sync(explorer.state, {name: key for key, name in URL_KEYS.items()})
     return explorer.layout()
 
 

@@ -1,7 +1,7 @@
 """The data behind the explorer: one atlas, loaded once per server process, shared by every session.
 
 Everything here is read-only after loading, so sessions can share it without locks; what a
-session changes (its selection, its query, its colouring) lives in its own `Explorer`.
+session changes (its selection, its query, its colouring) lives in its own `ExplorerState`.
 """
 
 from __future__ import annotations

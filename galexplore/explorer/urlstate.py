@@ -2,9 +2,11 @@
 
 A URL is typed, edited and shared, so any key may hold anything: `?k=0`, `?below=nan`,
 `?galaxy=99999999`, bytes that are not UTF-8, a megabyte of text. `read_url` turns the query
-string into Explorer parameters that are always valid for the atlas being served: a value out
-of range is clamped, one that cannot be read is ignored, and each gives a note for the page to
-show. Plain Python (no Panel), so it is tested directly and by property-based tests.
+string into `ExplorerState` parameters that are always valid for the atlas being served: a value
+out of range is clamped, one that cannot be read is ignored, and each gives a note for the page
+to show. `pn.state.location.sync` then keeps the URL and the state in step (`server.page`); on
+its own it would set the state from the URL as typed, and one bad value would drop every other.
+Plain Python (no Panel), so it is tested directly and by property-based tests.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-# URL query key -> Explorer parameter
+# URL query key -> ExplorerState parameter
 URL_KEYS = {"colour": "colour", "eq": "equalize", "trust": "trust_overlay", "below": "trust_threshold",
             "galaxy": "query", "k": "k", "view": "view", "present": "present"}
 BOOLEAN_KEYS = ("eq", "trust", "present")
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-K_RANGE = (1, 50)  # similar galaxies shown (Explorer.k's bounds)
-THRESHOLD_RANGE = (0.0, 1.0)  # trust is a fraction
+K_RANGE = (1, 50)  # similar galaxies shown (ExplorerState.k's bounds)
+THRESHOLD_RANGE = (0.0, 1.0)  # trust is a fraction (ExplorerState.trust_threshold's bounds)
 MAX_CHARS = 200  # no view needs a longer value; a longer one is not read at all
 MAX_COORDINATE = 1e12  # |view bound| in map units: UMAP maps span tens of units
 MAX_NOTED = 60  # characters of a bad value quoted in its note
@@ -27,14 +29,14 @@ MAX_NOTED = 60  # characters of a bad value quoted in its note
 
 @dataclass(frozen=True)
 class UrlState:
-    """Explorer parameters read from a URL, and a note for every value that was not used as given."""
+    """ExplorerState parameters read from a URL, and a note for every value that was not used as given."""
 
     values: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 def read_url(args: Mapping[str, list[bytes]], colourings: Collection[str], n: int) -> UrlState:
-    """Explorer parameters from a query string's arguments (as Tornado gives them: key -> list of
+    """ExplorerState parameters from a query string's arguments (as Tornado gives them: key -> list of
     bytes; the first value of a key counts), for an atlas of `n` galaxies coloured by one of
     `colourings`. Never raises."""
     state = UrlState()

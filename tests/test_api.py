@@ -271,10 +271,36 @@ def first_position(atlas: api.Atlas) -> str:
 def test_explorer_is_a_panel_object(atlas):
     import panel as pn
 
-    layout = atlas.explorer(k=5)
-    assert isinstance(layout, pn.viewable.Viewable)
+    app = atlas.explorer(k=5)
+    assert isinstance(app, pn.viewable.Viewer) and isinstance(app.layout(), pn.viewable.Viewable)
     with pytest.raises(ValueError):
         atlas.explorer(k=1000)  # the app's own bounds
+
+
+def test_the_explorer_state_reads_and_sets_from_python(atlas):
+    from galexplore.errors import GalexploreError
+
+    app = atlas.explorer()
+    assert app.selection.empty and app.clicked is None
+    ids = atlas.catalog["object_id"].iloc[[7, 2, 11]].tolist()
+    chosen = app.select(ids)
+    assert list(chosen.index) == [2, 7, 11] and chosen.columns[0] == "object_id"
+    np.testing.assert_array_equal(app.state.selection, [2, 7, 11])  # the page's own selection
+    app.state.selection = np.array([3, 4])  # as a lasso sets it: the property follows
+    assert list(app.selection.index) == [3, 4]
+    app.state.mode = "add"
+    assert list(app.select([str(ids[0])]).index) == [3, 4, 7]  # ids as text too
+    with pytest.raises(GalexploreError, match="object_id 'nope' is not in this atlas"):
+        app.select(["nope"])
+    assert app.click(ids[1]).name == 2 and app.state.query == 2
+    app.colour = "trust"
+    assert app.state.colour == "trust" and "trust" in app.colourings
+
+
+def test_a_bookmarked_url_opens_its_view_and_says_what_it_could_not_use(atlas):
+    app = atlas.explorer("http://myhost:5006/app?colour=trust&galaxy=3&k=7&view=-1,1,-2,2&eq=maybe")
+    assert (app.colour, app.state.k, app.clicked.name, app.state.view) == ("trust", 7, 3, "-1,1,-2,2")
+    assert any("eq" in line for line in app.state.message)  # a value it could not read is said, not used
 
 
 def test_the_atlas_carries_its_report_card_into_the_cli_the_report_and_the_page(built, atlas, capsys, tmp_path):

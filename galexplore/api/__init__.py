@@ -56,17 +56,34 @@ class Atlas(SimilarAtlas):
     def __len__(self) -> int:
         return self.n_objects
 
-    def explorer(self, **params: Any) -> Any:
-        """The explorer app on this atlas as a Panel object: in Jupyter, run
-        ``pn.extension("tabulator")`` once, then ``atlas.explorer()`` shows it inline (or
-        ``.servable()`` / ``pn.serve`` it). `params` set the view (``colour="z_spec"``, ``k=8``,
-        ``query=row``, ...), as the app's URL does. Needs Panel (``pip install galexplore[app]``).
+    def explorer(self, url: str | None = None, **params: Any) -> Any:
+        """The explorer on this atlas, for a notebook: in Jupyter, run ``pn.extension("tabulator")``
+        once, then ``atlas.explorer()`` shows the page inline (or ``.servable()`` / ``pn.serve``
+        it). Its state reads and sets from Python: ``.selection`` (a DataFrame of the selected
+        rows, live as the lasso moves), ``.clicked``, ``.select(ids)``, ``.click(id)``,
+        ``.colour``. `url`, a bookmarked page's address, opens the view it keeps (colouring,
+        zoom, clicked galaxy, ...), checked as the app checks it; `params` set the view as well
+        (``colour="z_spec"``, ``k=8``, ``query=row``). Needs Panel (``pip install galexplore[app]``).
 
-        >>> import panel as pn
-        >>> isinstance(atlas.explorer(), pn.viewable.Viewable)
+        >>> app = atlas.explorer(colour="trust")
+        >>> app.colour, len(app.select(atlas.catalog["object_id"].iloc[:3]))
+        ('trust', 3)
+        >>> int(app.click(atlas.catalog["object_id"].iloc[4])["object_id"]) == int(atlas.catalog["object_id"].iloc[4])
         True
+        >>> atlas.explorer("http://localhost:5006/app?galaxy=2&k=5").clicked.name
+        2
         """
+        import urllib.parse
+
         from galexplore.explorer.page import Explorer
         from galexplore.explorer.store import load
+        from galexplore.explorer.urlstate import read_url
 
-        return Explorer(load(self.path), **params).layout()
+        data = load(self.path)
+        if url is None:
+            return Explorer(data, **params)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        bookmarked = read_url(query, data.colourings, data.n)
+        explorer = Explorer(data, **{**bookmarked.values, **params})
+        explorer.state.note(bookmarked.notes)
+        return explorer

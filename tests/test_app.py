@@ -559,3 +559,66 @@ def test_a_bare_panel_serve_refuses_a_foreign_host_from_its_first_request(tmp_pa
     finally:
         process.kill()  # nothing of it to keep: no need to wait for a clean shutdown
         process.wait(timeout=30)
+
+
+def test_the_toolbox_sends_to_topcat_and_follows_what_it_sends_back(explorer, tmp_path):
+    """The sidebar's SAMP tools on a session, with a real hub and a client standing in for TOPCAT:
+    the selection arrives as a VOTable; TOPCAT's rowList selects on the map, its highlight clicks;
+    a position Aladin points at is found. Then an overlay: its matches are marked and selected."""
+    pytest.importorskip("pyvo")
+    import threading
+    import urllib.request
+
+    from astropy.io.votable import parse_single_table
+    from pyvo.samp import SAMPHubServer, SAMPIntegratedClient
+
+    from galexplore.explorer.samp import HIGHLIGHT_ROW, SELECT_ROWS
+    from galexplore.explorer.toolbox import Toolbox
+
+    hub = SAMPHubServer(web_profile=False, lockfile=str(tmp_path / "hub"), mode="multiple")
+    hub.start()
+    topcat = SAMPIntegratedClient(name="topcat-stand-in")
+    arrived, tables = threading.Event(), []
+    try:
+        topcat.connect(hub_params=hub.params)
+
+        def loaded(private_key, sender_id, mtype, params, extra):
+            tables.append(params)
+            arrived.set()
+
+        topcat.bind_receive_notification("table.load.votable", loaded)
+        tools = Toolbox(state=explorer.state, hub_params=hub.params)
+        tools.connect()
+        assert tools.samp_status.startswith("connected to the SAMP hub")
+        explorer.state.selection = np.array([4, 9, 30])
+        tools.send_selection()
+        assert arrived.wait(10)
+        with urllib.request.urlopen(tables[0]["url"]) as f:
+            sent = parse_single_table(io.BytesIO(f.read())).to_table()
+        assert [str(v) for v in sent["object_id"]] == ["G00004", "G00009", "G00030"]
+        topcat.ecall_and_wait(tools.samp.public_id, SELECT_ROWS, "5",
+                              **{"table-id": tables[0]["table-id"], "url": tables[0]["url"], "row-list": ["0", "2"]})
+        np.testing.assert_array_equal(explorer.state.selection, [4, 30])  # the map's selection
+        topcat.ecall_and_wait(tools.samp.public_id, HIGHLIGHT_ROW, "5",
+                              **{"table-id": tables[0]["table-id"], "url": tables[0]["url"], "row": "1"})
+        assert explorer.state.query == 9
+        ra, dec = explorer.data.catalog[["ra", "dec"]].iloc[12]
+        topcat.ecall_and_wait(tools.samp.public_id, "coord.pointAt.sky", "5", ra=str(ra), dec=str(dec))
+        assert explorer.state.query == 12
+    finally:
+        tools.samp.disconnect()
+        topcat.disconnect()
+        hub.stop()
+
+    catalog = explorer.data.catalog.iloc[[3, 8]][["ra", "dec"]].rename(columns={"ra": "RAJ2000", "dec": "DEJ2000"})
+    tools.load_overlay(catalog.to_csv(index=False).encode(), "lenses.csv")
+    np.testing.assert_array_equal(explorer.state.overlay, [3, 8])
+    assert tools.overlay_summary.startswith("lenses: 2 of 2 rows matched within 1.5\"")
+    explorer.state.mode = "replace"
+    tools.select_matches()
+    np.testing.assert_array_equal(explorer.state.selection, [3, 8])
+    tools.load_overlay(b"a,b\n1,2\n", "bad.csv")  # a bad catalogue: a message, the overlay kept
+    assert "bad.csv: no position or id columns" in explorer.state.message[0]
+    np.testing.assert_array_equal(explorer.state.overlay, [3, 8])
+    card = tools.__panel__()
+    assert card.title == "TOPCAT, Aladin and catalogues" and explorer.toolbox.shared is False

@@ -132,3 +132,4 @@ def test_a_shared_server_does_not_join_the_servers_hub(hub) -> None:
     link = SampLink("demo", hub_params=hub.params, shared=True)
     assert link.connect() == link.status and not link.connected
     assert link.status.message == SHARED_SERVER
+

@@ -36,6 +36,7 @@ CLASS_COLOURS = [c for c in CATEGORY_COLOURS if c not in ("#7f7f7f", "#c7c7c7")]
 SELECTION_COLOUR = "#00e5ff"
 UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
+OVERLAY_COLOUR = "#ffd400"  # a catalogue overlay's matches
 HOVER_REACH = 0.012  # a galaxy is "under the cursor" within this share of the view's width and height
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 
@@ -54,6 +55,7 @@ class MapView(pn.viewable.Viewer):
                                          css_classes=["under-cursor"], margin=(2, 10))
         self.selection_pipe = hv.streams.Pipe(data=self._points_frame(self.state.selection))
         self.marks_pipe = hv.streams.Pipe(data=self._marks_frame())
+        self.overlay_pipe = hv.streams.Pipe(data=self._points_frame(self.state.overlay))
         self._rebuild()
 
     def __panel__(self) -> pn.Column:
@@ -94,7 +96,8 @@ class MapView(pn.viewable.Viewer):
         self._streams(shown)
         if self.state.trust_overlay:  # a layer only while shown: each pan re-renders and sends every layer
             base = base * self._trust_layer(x_range, y_range)
-        return (base * self._selection_layer(x_range, y_range) * self._marks_layer()).opts(
+        layers = base * self._overlay_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
+        return (layers * self._marks_layer()).opts(
             hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
                             xlabel="UMAP 1", ylabel="UMAP 2", active_tools=["wheel_zoom", "pan"],
                             bgcolor="#111111", title=""))
@@ -134,6 +137,12 @@ class MapView(pn.viewable.Viewer):
         raster = rasterize(dmap, aggregator=ds.count(), x_range=x_range, y_range=y_range)
         return dynspread(raster, threshold=0.6, max_px=3).opts(cmap=[SELECTION_COLOUR], alpha=0.9, colorbar=False)
 
+    def _overlay_layer(self, x_range: tuple, y_range: tuple) -> hv.Element:
+        """The galaxies a catalogue overlay matched, ringed in their own colour."""
+        dmap = hv.DynamicMap(lambda data: hv.Points(data, ["umap_x", "umap_y"]), streams=[self.overlay_pipe])
+        raster = rasterize(dmap, aggregator=ds.count(), x_range=x_range, y_range=y_range)
+        return dynspread(raster, threshold=0.6, max_px=4).opts(cmap=[OVERLAY_COLOUR], alpha=0.95, colorbar=False)
+
     def _marks_layer(self) -> hv.DynamicMap:
         return hv.DynamicMap(lambda data: hv.Points(data, ["umap_x", "umap_y"], ["role"]),
                              streams=[self.marks_pipe]).opts(
@@ -158,6 +167,10 @@ class MapView(pn.viewable.Viewer):
     @param.depends("state.selection", watch=True)
     def _show_selection(self) -> None:
         self.selection_pipe.send(self._points_frame(self.state.selection))
+
+    @param.depends("state.overlay", watch=True)
+    def _show_overlay(self) -> None:
+        self.overlay_pipe.send(self._points_frame(self.state.overlay))
 
     @param.depends("state.query", "state.k", watch=True)
     def _show_query(self) -> None:

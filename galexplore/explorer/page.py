@@ -17,6 +17,7 @@ import pandas as pd
 import panel as pn
 
 from galexplore.errors import GalexploreError
+from galexplore.explorer.controls import WIDTH as SIDEBAR_WIDTH
 from galexplore.explorer.controls import Controls
 from galexplore.explorer.gallery import Gallery
 from galexplore.explorer.markup import message_html
@@ -24,6 +25,7 @@ from galexplore.explorer.mapview import UNLABELLED_COLOUR, MapView, category_col
 from galexplore.explorer.selection import SelectionView
 from galexplore.explorer.state import ExplorerState
 from galexplore.explorer.store import AtlasData
+from galexplore.explorer.toolbox import Toolbox
 
 __all__ = ["UNLABELLED_COLOUR", "Explorer", "category_colours"]
 
@@ -37,7 +39,7 @@ class Explorer(pn.viewable.Viewer):
     In a notebook it renders as the page does, and its state reads and sets from Python:
     `selection` (live), `clicked`, `select(ids)`, `click(id)`, `colour`."""
 
-    def __init__(self, data: AtlasData, **params: object) -> None:
+    def __init__(self, data: AtlasData, *, shared: bool = False, **params: object) -> None:
         super().__init__()
         self.data = data
         self.state = ExplorerState(data, **params)
@@ -48,6 +50,7 @@ class Explorer(pn.viewable.Viewer):
         self.gallery = Gallery(state=self.state)
         self.selection_panel = SelectionView(state=self.state)
         self.controls = Controls(state=self.state)
+        self.toolbox = Toolbox(state=self.state, shared=shared)
 
     # -- from a notebook: the session's state, read and set --------------------------------------
 
@@ -91,7 +94,9 @@ class Explorer(pn.viewable.Viewer):
         """The page: the sidebar, the message and the map, the gallery and selection tabs."""
         details = pn.Tabs(("Galaxy", self.gallery), ("Selection", self.selection_panel),
                           sizing_mode="stretch_height", width=480)
-        return pn.Row(self.controls, pn.Column(self.message, self.map, sizing_mode="stretch_both"), details,
+        sidebar = pn.Column(self.controls, pn.Column(self.toolbox, visible=self.state.param.present.rx.not_()),
+                            width=SIDEBAR_WIDTH)
+        return pn.Row(sidebar, pn.Column(self.message, self.map, sizing_mode="stretch_both"), details,
                       sizing_mode="stretch_both", css_classes=["galexplore"],
                       styles=pn.bind(_page_styles, self.state.param.present))
 

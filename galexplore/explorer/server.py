@@ -54,7 +54,7 @@ def page() -> pn.viewable.Viewable:
     except GalexploreError as exc:
         return problem_page(path, exc)
     url = read_url(pn.state.session_args or {}, data.colourings, data.n)
-    explorer = Explorer(data, **url.values)
+    explorer = Explorer(data, shared=_browsed_from_elsewhere(), **url.values)
     explorer.state.note([*data.notes, *url.notes])
     location = pn.state.location
     if location is not None:
@@ -64,6 +64,15 @@ def page() -> pn.viewable.Viewable:
         location.search = "?" + urllib.parse.urlencode(others) if others else ""
         location.sync(explorer.state, {name: key for key, name in URL_KEYS.items()})
     return explorer.layout()
+
+
+def _browsed_from_elsewhere() -> bool:
+    """Whether this page was asked for by a name other than this machine's loopback: then the
+    browser, and the user's SAMP hub, are likely on another machine."""
+    request = getattr(getattr(pn.state.curdoc, "session_context", None), "request", None)
+    host = (getattr(request, "headers", None) or {}).get("Host", "") if request is not None else ""
+    name = host.rsplit(":", 1)[0].strip("[]").lower()
+    return bool(name) and name not in ("localhost", "127.0.0.1", "::1")
 
 
 def serve_page() -> None:

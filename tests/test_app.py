@@ -622,3 +622,41 @@ def test_the_toolbox_sends_to_topcat_and_follows_what_it_sends_back(explorer, tm
     np.testing.assert_array_equal(explorer.state.overlay, [3, 8])
     card = tools.__panel__()
     assert card.title == "TOPCAT, Aladin and catalogues" and explorer.toolbox.shared is False
+
+
+def test_galaxies_on_the_map_tile_the_view_and_a_click_on_a_tile_is_its_galaxy(explorer, monkeypatch):
+    """The tiles toggle draws, over the view, the cutout of the galaxy nearest each cell's centre;
+    a click anywhere on a tile picks that tile's galaxy, not merely the nearest point."""
+    import holoviews as hv
+
+    class Cutouts:  # a survey's cutouts, each a solid colour: its row
+        available, reason = True, None
+
+        def rgb_arrays(self, rows, size):
+            return [np.full((size, size, 3), row % 256, np.uint8) for row in rows]
+
+        def rgb_png(self, row, size):  # the gallery's: not what this test looks at
+            return None
+
+        def rgb_pngs(self, rows, size):
+            return [None] * len(rows)
+
+    monkeypatch.setattr(explorer.data, "cutouts", Cutouts())
+    explorer.state.tiles = True
+    tiles = explorer.map._tiles()
+    grid, galaxies = explorer.map._tile_grid
+    from galexplore.explorer.mapview import TILE_PX
+
+    assert isinstance(tiles, hv.RGB)
+    assert tiles.dimension_values("A", flat=False).shape == (grid.rows * TILE_PX, grid.columns * TILE_PX)
+    shown = np.flatnonzero(galaxies.ravel() >= 0)
+    assert shown.size > 0 and "tiles" in explorer.state.timings
+    cell = int(shown[0])
+    r, c = divmod(cell, grid.columns)
+    w, h = grid.cell
+    corner_x, corner_y = grid.x0 + c * w + 0.05 * w, grid.y1 - r * h - 0.05 * h  # a tile's corner, far from its centre
+    explorer.map.click(corner_x, corner_y)
+    assert explorer.state.query == int(galaxies[r, c])
+    explorer.state.tiles = False
+    explorer.map.click(corner_x, corner_y)  # no tiles: the nearest galaxy to the click
+    assert explorer.state.query == explorer.data.index.nearest(corner_x, corner_y)[0]

@@ -46,6 +46,8 @@ class Controls(pn.viewable.Viewer):
             pn.Row(clear, similar),
             pn.widgets.IntSlider.from_param(state.param.k, label="similar galaxies"),
             pn.widgets.Checkbox.from_param(state.param.bands, label="per-band thumbnails"),
+            pn.widgets.Checkbox.from_param(state.param.tiles, label="galaxies on the map",
+                                           disabled=not data.cutouts.available),
             pn.widgets.Checkbox.from_param(state.param.present, label="presentation mode"),
             width=WIDTH, visible=state.param.present.rx.not_(),
         )

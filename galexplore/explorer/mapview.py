@@ -22,6 +22,7 @@ from holoviews.operation.datashader import dynspread, rasterize
 from galexplore.explorer.markup import HOVER_HINT, class_columns, hover_line
 from galexplore.explorer.state import ExplorerState
 from galexplore.explorer.store import Colouring
+from galexplore.explorer.tiles import TileGrid, mosaic
 from galexplore.labels import UNLABELLED
 
 hv.extension("bokeh")
@@ -37,6 +38,7 @@ SELECTION_COLOUR = "#00e5ff"
 UNTRUSTED_COLOUR = "#ff2bd6"
 QUERY_COLOUR = "#ff3030"
 OVERLAY_COLOUR = "#ffd400"  # a catalogue overlay's matches
+TILE_CELLS, TILE_PX = 12, 64  # galaxies on the map: cells along the view's longer side, pixels a tile
 HOVER_REACH = 0.012  # a galaxy is "under the cursor" within this share of the view's width and height
 SELECT_TOOLS = ["lasso_select", "box_select", "tap"]
 
@@ -56,6 +58,7 @@ class MapView(pn.viewable.Viewer):
         self.selection_pipe = hv.streams.Pipe(data=self._points_frame(self.state.selection))
         self.marks_pipe = hv.streams.Pipe(data=self._marks_frame())
         self.overlay_pipe = hv.streams.Pipe(data=self._points_frame(self.state.overlay))
+        self._tile_grid: tuple[TileGrid, np.ndarray] | None = None  # the tiles on screen, for a click
         self._rebuild()
 
     def __panel__(self) -> pn.Column:
@@ -63,7 +66,7 @@ class MapView(pn.viewable.Viewer):
 
     # -- the plot ----------------------------------------------------------------------------------
 
-    @param.depends("state.colour", "state.equalize", "state.trust_overlay", watch=True)
+    @param.depends("state.colour", "state.equalize", "state.trust_overlay", "state.tiles", watch=True)
     def _rebuild(self) -> None:
         """A colour change gives an Image or an ImageStack, and the trust overlay adds or drops a
         layer: build the plot anew, keeping the view."""
@@ -96,6 +99,8 @@ class MapView(pn.viewable.Viewer):
         self._streams(shown)
         if self.state.trust_overlay:  # a layer only while shown: each pan re-renders and sends every layer
             base = base * self._trust_layer(x_range, y_range)
+        if self.state.tiles:
+            base = base * hv.DynamicMap(self._tiles, streams=[hv.streams.Params(self.state, ["view"])])
         layers = base * self._overlay_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
         return (layers * self._marks_layer()).opts(
             hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
@@ -136,6 +141,22 @@ class MapView(pn.viewable.Viewer):
         dmap = hv.DynamicMap(lambda data: hv.Points(data, ["umap_x", "umap_y"]), streams=[self.selection_pipe])
         raster = rasterize(dmap, aggregator=ds.count(), x_range=x_range, y_range=y_range)
         return dynspread(raster, threshold=0.6, max_px=3).opts(cmap=[SELECTION_COLOUR], alpha=0.9, colorbar=False)
+
+    def _tiles(self, view: str = "") -> hv.RGB:
+        """The view tiled with galaxies (`tiles.TileGrid`): one k-d tree query and one cached
+        survey read for the cells on screen; the points stay beneath, and a click on a tile is a
+        click on its galaxy."""
+        start = time.perf_counter()
+        (x0, x1), (y0, y1) = self.state.ranges()
+        grid = TileGrid.over((x0, x1, y0, y1), cells=TILE_CELLS)
+        galaxies = grid.galaxies(self.data.index)
+        cutouts = self.data.cutouts
+        image = mosaic(galaxies, cutouts.rgb_arrays, TILE_PX) if cutouts.available else None
+        self._tile_grid = (grid, galaxies) if image is not None else None
+        if image is None:
+            image = np.zeros((1, 1, 4), np.uint8)
+        self.state.timings["tiles"] = time.perf_counter() - start
+        return hv.RGB(image, bounds=(x0, y0, x1, y1), vdims=list("RGBA"))
 
     def _overlay_layer(self, x_range: tuple, y_range: tuple) -> hv.Element:
         """The galaxies a catalogue overlay matched, ringed in their own colour."""
@@ -206,8 +227,8 @@ class MapView(pn.viewable.Viewer):
         if x is None or y is None:
             return
         start = time.perf_counter()
-        row, _ = self.data.index.nearest(x, y)
-        self.state.query = row
+        on_tile = self._tile_grid[0].galaxy_at(self._tile_grid[1], x, y) if self.state.tiles and self._tile_grid else None
+        self.state.query = on_tile if on_tile is not None else self.data.index.nearest(x, y)[0]
         self.state.timings["click"] = time.perf_counter() - start
 
     def hover(self, x: float | None, y: float | None) -> None:

@@ -42,6 +42,7 @@ class ExplorerState(param.Parameterized):
     selection = param.Array(default=np.zeros(0, np.int64), doc="the selected rows: sorted unique int64")
     hovered = param.Integer(default=-1, doc="the row under the cursor (-1: none)")
     overlay = param.Array(default=np.zeros(0, np.int64), doc="the rows a loaded catalogue overlay matched")
+    tiles = param.Boolean(default=False, doc="draw the map as galaxies: the cutout nearest each cell's centre")
     message = param.List(default=[], item_type=str, doc="what the page says above the map: plain-text lines")
     message_kind = param.Selector(default="light", objects=ALERT_KINDS)
 

@@ -35,6 +35,7 @@ found) and exits 1 when any check failed. About 3 minutes on 2 cores with the de
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -83,7 +84,7 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     """Run the CLI with `cli_args`, writing one line per event to `events_fd`: ``start S``,
     ``end S`` around each stage's work, ``unit S I`` before computing unit I of a resumable stage.
     At the end of stage `target` it waits to be killed: the parent kills it then, if not before."""
-    import galexplore.pipeline.build as build_module
+    import galexplore.pipeline.stages as stages
     import galexplore.training.embed
     import galexplore.simulate
     import galexplore.simulate.writer as simulate_writer
@@ -109,9 +110,8 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
             return work(*args, **kwargs)
         return run
 
-    real_stage = build_module._Builder._stage
-    build_module._Builder._stage = lambda self, name, fp, outputs, work: real_stage(
-        self, name, fp, outputs, stage(name, work))
+    for table in ("FROM_SURVEY", "FROM_EMBEDDINGS", "MAPS"):  # the simulation: through simulate_survey below
+        setattr(stages, table, tuple(dataclasses.replace(s, run=stage(s.name, s.run)) for s in getattr(stages, table)))
     galexplore.simulate.simulate_survey = stage("simulate", galexplore.simulate.simulate_survey)
     simulate_writer._write_chunk = unit("simulate", simulate_writer._write_chunk, lambda config, partial, k, *_: k)
     trainer._step = unit("train", trainer._step, lambda *args: args[7])  # (model, ..., dist, step, device)

@@ -20,11 +20,13 @@ import torch
 
 import galexplore.simulate.writer as writer
 import galexplore.training.trainer as trainer
-from galexplore.pipeline.build import STAGES, _Builder
+from galexplore.pipeline.build import STAGES
+from galexplore.pipeline.runner import BuildState, run_stage
+from galexplore.pipeline.stages import SIMULATE
 from galexplore.config import load_config
 from galexplore.io import atomic_path, remove_partials
 from galexplore.training.checkpoint import save_checkpoint
-from galexplore.training.trainer import Distributed, train
+from galexplore.training.trainer import train
 from tests.synthetic import PIPELINES, tiny_config, tiny_survey
 from tests.test_build import Interrupt, _interrupt_after
 
@@ -52,9 +54,9 @@ def simulate_stage(tmp_path: Path, survey: Path) -> str:
     cfg = load_config(PIPELINES / "tiny.toml")
     cfg = dataclasses.replace(cfg, survey=dataclasses.replace(cfg.survey, path=str(survey)),
                               simulate=dataclasses.replace(cfg.simulate, chunk_size=16, workers=1))
-    builder = _Builder(cfg, tmp_path / "atlas", tmp_path / "run", None, Distributed(), None, None)
-    builder._simulate()
-    return builder.reports[-1].status
+    state = BuildState(cfg, tmp_path / "atlas", tmp_path / "run")
+    run_stage(SIMULATE, state)
+    return state.reports[-1].status
 
 
 @pytest.mark.parametrize("moment", ["writing the config beside it", "removing the chunks"])

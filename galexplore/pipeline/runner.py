@@ -245,7 +245,7 @@ class BuildState:
     run_folder: Path  # the training run's
     device: Any = None
     dist: Distributed = Distributed()
-    show: Progress | None = None
+    show: Progress | None = None  # the caller's progress bars: (stage, total) -> update
     log: Callable[[str], None] = _ignore
     writer: AtlasWriter | None = None  # rank 0's, opened once the inputs are read and checked
     n: int = 0
@@ -255,7 +255,7 @@ class BuildState:
     fingerprints: dict[str, Any] = field(default_factory=dict)  # of the stages and input files so far
     not_needed: set[str] = field(default_factory=set)
     reports: list[StageReport] = field(default_factory=list)
-    running: str = ""
+    running: str = ""  # the stage running now, whose bar `progress` opens
     _read: dict[str, Any] = field(default_factory=dict)
 
     def progress(self, total: int) -> Callable[[int], None]:

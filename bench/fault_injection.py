@@ -94,10 +94,14 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     def emit(*words: object) -> None:
         os.write(events_fd, (" ".join(map(str, words)) + "\n").encode())
 
+    running = [""]  # the stage whose work runs now
+
     def stage(name: str, work: Any) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
             emit("start", name)
+            running[0] = name
             result = work(*args, **kwargs)
+            running[0] = ""
             emit("end", name)
             if name == target:
                 time.sleep(RUN_LIMIT_S)
@@ -105,8 +109,11 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
         return run
 
     def unit(name: str, work: Any, index: Any) -> Any:
+        """A unit of stage `name`'s own work: the report card's untrained network also goes
+        through `represent`, and is not the embedding's."""
         def run(*args: Any, **kwargs: Any) -> Any:
-            emit("unit", name, index(*args))
+            if running[0] == name:
+                emit("unit", name, index(*args))
             return work(*args, **kwargs)
         return run
 

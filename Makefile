@@ -42,7 +42,7 @@ test: $(STAMP) $(CHROMIUM)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
 
-# The fault-injection suite alone (also part of test-slow): 27 SIGKILLs spread over the build's
+# The fault-injection suite alone (also part of test-slow): 30 SIGKILLs spread over the build's
 # stages, each round rerun to completion and compared with an uninterrupted build; about 3 minutes
 # on 2 cores. For other draws: .venv/bin/python bench/fault_injection.py --kills 45 --seed 1
 faults: $(STAMP)

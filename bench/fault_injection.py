@@ -35,6 +35,7 @@ found) and exits 1 when any check failed. About 3 minutes on 2 cores with the de
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -83,7 +84,7 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     """Run the CLI with `cli_args`, writing one line per event to `events_fd`: ``start S``,
     ``end S`` around each stage's work, ``unit S I`` before computing unit I of a resumable stage.
     At the end of stage `target` it waits to be killed: the parent kills it then, if not before."""
-    import galexplore.pipeline.build as build_module
+    import galexplore.pipeline.stages as stages
     import galexplore.training.embed
     import galexplore.simulate
     import galexplore.simulate.writer as simulate_writer
@@ -93,10 +94,14 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
     def emit(*words: object) -> None:
         os.write(events_fd, (" ".join(map(str, words)) + "\n").encode())
 
+    running = [""]  # the stage whose work runs now
+
     def stage(name: str, work: Any) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
             emit("start", name)
+            running[0] = name
             result = work(*args, **kwargs)
+            running[0] = ""
             emit("end", name)
             if name == target:
                 time.sleep(RUN_LIMIT_S)
@@ -104,14 +109,16 @@ def child(events_fd: int, target: str, cli_args: list[str]) -> int:
         return run
 
     def unit(name: str, work: Any, index: Any) -> Any:
+        """A unit of stage `name`'s own work: the report card's untrained network also goes
+        through `represent`, and is not the embedding's."""
         def run(*args: Any, **kwargs: Any) -> Any:
-            emit("unit", name, index(*args))
+            if running[0] == name:
+                emit("unit", name, index(*args))
             return work(*args, **kwargs)
         return run
 
-    real_stage = build_module._Builder._stage
-    build_module._Builder._stage = lambda self, name, fp, outputs, work: real_stage(
-        self, name, fp, outputs, stage(name, work))
+    for table in ("FROM_SURVEY", "FROM_EMBEDDINGS", "MAPS"):  # the simulation: through simulate_survey below
+        setattr(stages, table, tuple(dataclasses.replace(s, run=stage(s.name, s.run)) for s in getattr(stages, table)))
     galexplore.simulate.simulate_survey = stage("simulate", galexplore.simulate.simulate_survey)
     simulate_writer._write_chunk = unit("simulate", simulate_writer._write_chunk, lambda config, partial, k, *_: k)
     trainer._step = unit("train", trainer._step, lambda *args: args[7])  # (model, ..., dist, step, device)

@@ -138,7 +138,7 @@ def _interrupt_after(monkeypatch, target: object, name: str, calls: int) -> None
 
 
 @pytest.mark.parametrize("stage, target, name, calls", [
-    ("embed", "unit_rows", "_unit_rows", 3),  # after two of seven chunks
+    ("embed", "given", "unit_length_rows", 3),  # after two of seven chunks
     ("reduce", "project", "fit_pca", 1),
     ("neighbors", "neighbors", "knn_graph", 1),
     ("project", "project", "umap_layout", 1),
@@ -150,8 +150,9 @@ def test_an_interrupted_stage_reruns_to_the_same_atlas(given, reference, tmp_pat
     import galexplore.maps.neighbors
     import galexplore.maps.projection
     import galexplore.maps.scores
+    import galexplore.pipeline.given
 
-    modules = {"unit_rows": build_module, "project": galexplore.maps.projection, "neighbors": galexplore.maps.neighbors,
+    modules = {"given": galexplore.pipeline.given, "project": galexplore.maps.projection, "neighbors": galexplore.maps.neighbors,
                "scores": galexplore.maps.scores, "atlas": galexplore.atlas.files}
     owner = modules[target]
     if "." in name:
@@ -209,6 +210,7 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
     )
     out, run = tmp_path / "atlas", tmp_path / "run"
     import galexplore.training.embed
+    import galexplore.training.monitor  # noqa: F401  (the kNN monitor binds `represent` first: only the embedding's calls count)
 
     with monkeypatch.context() as patch:
         _interrupt_after(patch, galexplore.training.embed, "represent", 2)
@@ -242,8 +244,8 @@ def test_build_from_a_simulated_survey_trains_embeds_and_resumes(tmp_path, monke
 def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_path):
     """Under torchrun each rank embeds every world_size-th chunk; together they cover all rows once."""
     from galexplore.atlas.files import AtlasWriter
-    from galexplore.pipeline.build import _assemble, _prepare_work, _run_chunks
-    from galexplore.training.trainer import Distributed
+    from galexplore.pipeline.chunks import assemble, prepare_work, run_chunks
+    from galexplore.training.distributed import Distributed
 
     n, chunk_rows = 103, 10
     calls: list[tuple[int, int]] = []
@@ -253,19 +255,19 @@ def test_ranks_share_the_chunks_and_assemble_to_the_single_process_result(tmp_pa
         return np.arange(start, stop, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
 
     work = tmp_path / "work"
-    _prepare_work(work, "fp")
+    prepare_work(work, "fp")
     seen = []
     for rank in (1, 0):  # the ranks run one after the other here; under torchrun, side by side
-        _run_chunks(work, n, chunk_rows, compute, Distributed(rank=rank, world_size=2), seen.append)
+        run_chunks(work, n, chunk_rows, compute, Distributed(rank=rank, world_size=2), seen.append)
     assert sorted(calls) == [(s, min(s + 10, n)) for s in range(0, n, 10)]  # each chunk once
     assert sum(seen) == n
     writer = AtlasWriter(tmp_path / "atlas", name="t")
-    assert _assemble(work, writer, "embeddings.npy", n, chunk_rows, np.float32) == 3
+    assert assemble(work, writer, "embeddings.npy", n, chunk_rows, np.float32) == 3
     np.testing.assert_array_equal(writer.reader().embeddings[:, 0], np.arange(n))
     # a rerun with the same fingerprint keeps the chunks; another fingerprint empties the folder
-    _prepare_work(work, "fp")
+    prepare_work(work, "fp")
     assert len(list(work.glob("chunk-*.npy"))) == 11
-    _prepare_work(work, "other")
+    prepare_work(work, "other")
     assert not list(work.glob("chunk-*.npy"))
 
 
@@ -320,16 +322,16 @@ def test_cli_probe_sweeps_label_counts_and_saves_them_in_the_atlas(reference, tm
 
 def test_assemble_with_a_center_writes_unit_rows_of_the_shifted_representations(tmp_path):
     from galexplore.atlas.files import AtlasWriter
-    from galexplore.pipeline.build import _assemble, _chunk_mean, _prepare_work, _run_chunks
-    from galexplore.training.trainer import Distributed
+    from galexplore.pipeline.chunks import assemble, chunk_mean, prepare_work, run_chunks
+    from galexplore.training.distributed import Distributed
 
     rows = np.array([[3.0, 1.0], [1.0, 1.0], [1.0, 3.0], [3.0, 3.0]], dtype=np.float32)
     work = tmp_path / "work"
-    _prepare_work(work, "fp")
-    _run_chunks(work, 4, 3, lambda a, b: rows[a:b], Distributed(), lambda done: None)
-    center = _chunk_mean(work, 4, 3)
+    prepare_work(work, "fp")
+    run_chunks(work, 4, 3, lambda a, b: rows[a:b], Distributed(), lambda done: None)
+    center = chunk_mean(work, 4, 3)
     np.testing.assert_array_equal(center, [2.0, 2.0])
     writer = AtlasWriter(tmp_path / "atlas", name="t")
-    _assemble(work, writer, "embeddings.npy", 4, 3, np.float32, center=center)
+    assemble(work, writer, "embeddings.npy", 4, 3, np.float32, center=center)
     h = np.sqrt(0.5)
     np.testing.assert_allclose(writer.reader().embeddings, [[h, -h], [-h, -h], [-h, h], [h, h]], atol=1e-6)

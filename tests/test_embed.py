@@ -164,8 +164,8 @@ def test_an_embedding_killed_in_a_chunk_resumes_to_the_uninterrupted_result(
     chunk 2; the rerun computes only the missing chunks and assembles the same array."""
     import galexplore.training.embed
     from galexplore.atlas.files import AtlasWriter
-    from galexplore.pipeline.build import _assemble, _run_chunks
-    from galexplore.training.trainer import Distributed
+    from galexplore.pipeline.chunks import assemble, run_chunks
+    from galexplore.training.distributed import Distributed
 
     monkeypatch.setattr(galexplore.training.embed, "reads_ahead", lambda device: read_ahead)
     net = _net()
@@ -175,13 +175,13 @@ def test_an_embedding_killed_in_a_chunk_resumes_to_the_uninterrupted_result(
         calls.append(start)
         return represent(net, survey, np.arange(start, stop), normalization, CROP, torch.device("cpu"), batch_size=8)
 
-    def assemble(folder: Path) -> np.ndarray:
+    def assembled(folder: Path) -> np.ndarray:
         writer = AtlasWriter(folder, "resume")
-        _assemble(folder / "work", writer, "embeddings.npy", N, 20, np.float32)
+        assemble(folder / "work", writer, "embeddings.npy", N, 20, np.float32)
         return np.load(folder / "embeddings.npy")
 
     whole = tmp_path / "whole"
-    _run_chunks(whole / "work", N, 20, compute, Distributed(), lambda done: None)
+    run_chunks(whole / "work", N, 20, compute, Distributed(), lambda done: None)
     real_read, reads = HDF5Survey._read, [0]
 
     def failing_read(self, indices):
@@ -194,12 +194,12 @@ def test_an_embedding_killed_in_a_chunk_resumes_to_the_uninterrupted_result(
     with monkeypatch.context() as patch:
         patch.setattr(HDF5Survey, "_read", failing_read)
         with pytest.raises(SurveyError, match="disk went away"):
-            _run_chunks(killed / "work", N, 20, compute, Distributed(), lambda done: None)
+            run_chunks(killed / "work", N, 20, compute, Distributed(), lambda done: None)
     assert sorted(p.name for p in (killed / "work").iterdir()) == ["chunk-000000.npy"]
     calls.clear()
-    _run_chunks(killed / "work", N, 20, compute, Distributed(), lambda done: None)
+    run_chunks(killed / "work", N, 20, compute, Distributed(), lambda done: None)
     assert calls == [20, 40]
-    np.testing.assert_array_equal(assemble(killed), assemble(whole))
+    np.testing.assert_array_equal(assembled(killed), assembled(whole))
 
 
 def test_prefetch_keeps_the_order_of_a_slow_uneven_reader():

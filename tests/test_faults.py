@@ -1,7 +1,7 @@
 """Interrupted runs: a build killed with SIGKILL in any stage resumes to the same atlas, losing no
 completed work.
 
-The slow suite runs bench/fault_injection.py (27 kills spread over the 9 stages, in 3 rounds;
+The slow suite runs bench/fault_injection.py (30 kills spread over the 10 stages, in 3 rounds;
 `make faults`). The fast tests pin the kill windows it and its review found, each with an
 exception raised at the moment of the kill (which, unlike SIGKILL, lets `atomic_path` remove its
 temporary: the slow suite checks that part).
@@ -20,11 +20,13 @@ import torch
 
 import galexplore.simulate.writer as writer
 import galexplore.training.trainer as trainer
-from galexplore.pipeline.build import STAGES, _Builder
+from galexplore.pipeline.build import STAGES
+from galexplore.pipeline.runner import BuildState, run_stage
+from galexplore.pipeline.stages import SIMULATE
 from galexplore.config import load_config
 from galexplore.io import atomic_path, remove_partials
 from galexplore.training.checkpoint import save_checkpoint
-from galexplore.training.trainer import Distributed, train
+from galexplore.training.trainer import train
 from tests.synthetic import PIPELINES, tiny_config, tiny_survey
 from tests.test_build import Interrupt, _interrupt_after
 
@@ -52,9 +54,9 @@ def simulate_stage(tmp_path: Path, survey: Path) -> str:
     cfg = load_config(PIPELINES / "tiny.toml")
     cfg = dataclasses.replace(cfg, survey=dataclasses.replace(cfg.survey, path=str(survey)),
                               simulate=dataclasses.replace(cfg.simulate, chunk_size=16, workers=1))
-    builder = _Builder(cfg, tmp_path / "atlas", tmp_path / "run", None, Distributed(), None, None)
-    builder._simulate()
-    return builder.reports[-1].status
+    state = BuildState(cfg, tmp_path / "atlas", tmp_path / "run")
+    run_stage(SIMULATE, state)
+    return state.reports[-1].status
 
 
 @pytest.mark.parametrize("moment", ["writing the config beside it", "removing the chunks"])
@@ -143,16 +145,16 @@ def test_remove_partials_removes_the_named_temporaries_only(tmp_path):
 @pytest.mark.timeout(1800)
 def test_sigkill_in_every_stage_then_rerun_equals_an_uninterrupted_build(tmp_path):
     out = tmp_path / "faults.json"
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "fault_injection.py"), "--kills", "27",
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "fault_injection.py"), "--kills", "30",
                            "--rounds", "3", "--seed", "0", "--work", str(tmp_path / "work"), "--out", str(out)],
                           capture_output=True, text=True, timeout=1800)
     assert out.exists(), done.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["differences"] == [], result["differences"]
     assert done.returncode == 0, done.stderr[-4000:]
-    assert result["kills"] == 27 and sorted(result["kills_per_stage"]) == sorted(STAGES)
+    assert result["kills"] == 30 and sorted(result["kills_per_stage"]) == sorted(STAGES)
     assert min(result["kills_per_stage"].values()) == 3
     assert min(result["killed_as_the_stage_ended"].values()) >= 1  # each stage's riskiest moment
-    assert result["reruns_completed"] == 3 and result["runs"] == 1 + 27 + 3
+    assert result["reruns_completed"] == 3 and result["runs"] == 1 + 30 + 3
     # per kill at least the manifest and the units redone; per completing run every file and stage
-    assert result["comparisons"] >= 27 * 5 + 3 * 30
+    assert result["comparisons"] >= 30 * 5 + 3 * 30

@@ -1,1 +1,1 @@
-"""`galexplore build`: the stages from a config to an atlas (`build`) and what each reads (`inputs`)."""
+"""`galexplore build`: a config to an atlas (`build`), its stages declared in `stages` and run by `runner`."""

@@ -2,7 +2,6 @@
 
 - an output folder that would overwrite the build's own inputs (an --embeddings, --catalog or
   survey file inside --out), or that is a folder of other files rather than an atlas;
-- fewer galaxies than the neighbour graph needs (an empty embeddings file above all);
 - a catalog that already has a column the build writes (umap_x, trust, ...), which would be
   overwritten silently;
 - label and probe columns that the config names but the catalog lacks (a misspelling would
@@ -12,7 +11,9 @@
 
 Each refusal is one `GalexploreError` naming the file, the key or column and row, and what was
 expected. The defaults of [trust] labels and [probes] morphology name the simulated survey's
-columns; a catalog without them simply has no labels of that kind.
+columns; a catalog without them simply has no labels of that kind. What a config cannot do at
+the survey's size (fewer galaxies than the neighbour graph needs, ...) is refused by
+`galexplore.pipeline.preflight`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from galexplore.config import Config, ProbesConfig, TrustConfig
 from galexplore.errors import GalexploreError
 from galexplore.evaluate.probes import MORPHOLOGY_COLUMNS
 from galexplore.maps.scores import column_name
+from galexplore.pipeline.preflight import check_galaxy_count  # noqa: F401  (its home before preflight)
 
 #: left in an atlas folder by the build itself before its manifest exists (an interrupted first write)
 _OWN_LEFTOVERS = (".work",)
@@ -63,16 +65,6 @@ def check_out_folder(out: Path, inputs: Mapping[str, Path]) -> None:
 def _absolute(path: Path) -> Path:
     """`path` made absolute with symbolic links resolved (as far as it exists)."""
     return Path(os.path.realpath(Path(path).expanduser()))
-
-
-def check_galaxy_count(n: int, config: Config, source: str) -> None:
-    """Refuse fewer galaxies than the neighbour graph needs (neighbors.k + 1)."""
-    k = config.neighbors.k
-    if n < k + 1:
-        raise GalexploreError(
-            f"{source}: {n:,} galaxies; expected at least neighbors.k + 1 = {k + 1} (every galaxy "
-            f"needs {k} others as its neighbours)"
-        )
 
 
 def output_columns(config: Config) -> list[str]:

@@ -1,4 +1,9 @@
-"""Shuffle BN across processes: the key batch of every process, shuffled between processes.
+"""Where a process sits in a torchrun job (`Distributed`), and shuffle BN across processes.
+
+`Distributed` is what the trainer, the embedding and the build pass around to know whether they
+are rank 0 and to wait for or agree with the other processes; one process is world_size 1.
+
+Shuffle BN: the key batch of every process, shuffled between processes.
 
 Under DDP each process normalises its own share of the batch. If a process computed the keys of
 its own samples, a query and its key would share batch statistics and the pair could be matched
@@ -14,12 +19,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["BatchShuffle", "all_gather_batch", "shuffle_batch", "shuffled_keys", "unshuffle_batch"]
+__all__ = ["BatchShuffle", "Distributed", "all_gather_batch", "shuffle_batch", "shuffled_keys", "unshuffle_batch"]
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process sits in a torch.distributed job (world_size 1: a single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+    group: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process (nothing to wait for in a single process)."""
+        if self.world_size > 1:
+            dist.barrier(group=self.group)
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's `value` on every rank (a decision all processes must share)."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
 
 
 @torch.no_grad()

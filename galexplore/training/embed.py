@@ -21,18 +21,21 @@ import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from galexplore.config import Config, config_from_dict
+from galexplore.config import Config, absolute_paths, config_from_dict, to_toml
 from galexplore.errors import GalexploreError
 from galexplore.survey.normalize import Normalization
 from galexplore.training.prefetch import prefetch
 from galexplore.survey.base import Survey
+
+if TYPE_CHECKING:
+    from galexplore.models import MoCo
 
 ENCODER_FORMAT = "galexplore-encoder/1"
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -186,6 +189,26 @@ def _is_channels_last(backbone: nn.Module) -> bool:
     """Whether the backbone's first convolution holds channels_last weights."""
     weight = next((p for p in backbone.parameters() if p.ndim == 4), None)
     return weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
+def save_encoder(
+    path: Path, model: MoCo, config: Config, normalization: Normalization, bands: tuple[str, ...], step: int
+) -> Path:
+    """The trained backbone alone, with what is needed to embed: config, normalisation, bands
+    (what `load_encoder` reads back)."""
+    from galexplore.training.checkpoint import save_checkpoint
+
+    return save_checkpoint(
+        path,
+        {
+            "format": ENCODER_FORMAT,
+            "step": step,
+            "backbone": model.encoder.state_dict(),
+            "config": to_toml(absolute_paths(config)),
+            "normalization": json.dumps(normalization.to_dict()),
+            "bands": list(bands),
+        },
+    )
 
 
 def load_encoder(path: Path, device: torch.device | None = None) -> tuple[nn.Module, Config, Normalization]:

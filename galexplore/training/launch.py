@@ -11,7 +11,7 @@ import torch
 import torch.distributed as torch_dist
 
 from galexplore.errors import GalexploreError
-from galexplore.training.trainer import Distributed
+from galexplore.training.distributed import Distributed
 
 
 def distributed_from_environment(env: Mapping[str, str]) -> Distributed:

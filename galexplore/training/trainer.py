@@ -34,11 +34,11 @@ import torch.distributed as torch_dist
 
 from galexplore.augment import build_augmentations
 from galexplore.config import Config, absolute_paths, config_from_dict, to_toml, write_resolved
-from galexplore.training.embed import ENCODER_FORMAT
+from galexplore.training.embed import save_encoder
 from galexplore.errors import GalexploreError
 from galexplore.io import remove_partials
 from galexplore.models import MoCo
-from galexplore.training.distributed import shuffled_keys
+from galexplore.training.distributed import Distributed, shuffled_keys
 from galexplore.training.monitor import MONITOR_K, RunLog, monitor_scores, monitor_split
 from galexplore.survey.normalize import Normalization
 from galexplore.survey import open_survey
@@ -56,32 +56,6 @@ from galexplore.training.schedule import cosine_lr
 
 CHECKPOINT_FORMAT = "galexplore-moco/1"
 KEEP_CHECKPOINTS = 2
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """Where this process sits in a torch.distributed job (world_size 1: a single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-    group: Any = None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        """Wait for every process (nothing to wait for in a single process)."""
-        if self.world_size > 1:
-            torch_dist.barrier(group=self.group)
-
-    def from_main(self, value: Any) -> Any:
-        """Rank 0's `value` on every rank (a decision all processes must share)."""
-        if self.world_size == 1:
-            return value
-        box = [value]
-        torch_dist.broadcast_object_list(box, src=0, group=self.group)
-        return box[0]
 
 
 @dataclass
@@ -322,22 +296,6 @@ def _save(
         old.unlink(missing_ok=True)
 
 
-def save_encoder(
-    path: Path, model: MoCo, config: Config, normalization: Normalization, bands: tuple[str, ...], step: int
-) -> Path:
-    """The trained backbone alone, with what is needed to embed: config, normalisation, bands."""
-    return save_checkpoint(
-        path,
-        {
-            "format": ENCODER_FORMAT,
-            "step": step,
-            "backbone": model.encoder.state_dict(),
-            "config": to_toml(absolute_paths(config)),
-            "normalization": json.dumps(normalization.to_dict()),
-            "bands": list(bands),
-        },
-    )
-
-
-# MONITOR_K and monitor_split live in galexplore.training.monitor and are importable from here too
+# MONITOR_K and monitor_split live in galexplore.training.monitor, Distributed in
+# galexplore.training.distributed, save_encoder in galexplore.training.embed; importable from here too
 __all__ = ["MONITOR_K", "Distributed", "TrainResult", "monitor_split", "save_encoder", "step_generator", "train"]

@@ -91,6 +91,19 @@ BUDGETS = {"query": 120, "graph": 300, "augment": 30, "embed": 40, "umap": 420, 
            "click": 30, "overlay": 60, "demo": 300}
 
 
+#: groups that joined the suite after it first ran, with the day they joined: a run from before
+#: that day is a full run without them
+ADDED = {"overlay": "2026-12-08"}
+
+
+def is_full_run(doc: dict[str, Any]) -> bool:
+    """Whether a results document is a full run: not --quick, and every group the suite had on its day."""
+    if doc.get("quick"):
+        return False
+    expected = {name for name in BUDGETS if str(doc.get("date", "")) >= ADDED.get(name, "")}
+    return set(doc.get("groups", {})) == expected
+
+
 @dataclass
 class Context:
     """What the groups share: the sizes, the work folder and the inputs made once per run."""

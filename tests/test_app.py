@@ -269,12 +269,12 @@ def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
         return list(explorer.map.pane.object[()].values())
 
     def shaded_pixels() -> int:  # the overlay layer's pixels holding an untrusted galaxy
-        return int(np.sum(np.nan_to_num(layers()[-3].data[layers()[-3].vdims[0].name].values) > 0))
+        return int(np.sum(np.nan_to_num(layers()[-4].data[layers()[-4].vdims[0].name].values) > 0))
 
     hidden = layers()
     explorer.state.trust_overlay = True
     assert len(layers()) == len(hidden) + 1  # no empty layer rendered and sent on every pan while it is off
-    assert isinstance(layers()[-3], hv.Image)  # under the selection and the marks
+    assert isinstance(layers()[-4], hv.Image)  # under the overlay's matches, the selection and the marks
     explorer.state.trust_threshold = 0.0
     assert shaded_pixels() == 0
     explorer.state.trust_threshold = 0.5

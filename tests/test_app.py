@@ -660,3 +660,42 @@ def test_galaxies_on_the_map_tile_the_view_and_a_click_on_a_tile_is_its_galaxy(e
     explorer.state.tiles = False
     explorer.map.click(corner_x, corner_y)  # no tiles: the nearest galaxy to the click
     assert explorer.state.query == explorer.data.index.nearest(corner_x, corner_y)[0]
+
+
+def test_serve_overlay_files_are_matched_in_every_session(atlas, tmp_path, monkeypatch):
+    """`galexplore serve --overlay FILE[:NAME]`: checked on the command line, then every session's
+    page loads and marks it; one that cannot be read is a message, not an error page."""
+    import panel as pn
+
+    from galexplore.cli import serve_command
+    from galexplore.errors import GalexploreError
+    from galexplore.explorer import server
+    from galexplore.explorer.store import load
+
+    catalog = load(atlas).catalog
+    mine = tmp_path / "mine.csv"
+    catalog.iloc[[5, 6]][["object_id"]].to_csv(mine, index=False)
+    command = serve_command(Path(atlas), overlays=[f"{mine}:known"])
+    assert command[-2:] == ["--overlay", f"{mine.resolve()}:known"]
+    with pytest.raises(GalexploreError, match="--overlay nope.csv: no such file nope.csv"):
+        serve_command(Path(atlas), overlays=["nope.csv"])
+
+    from galexplore.explorer import page
+
+    made = []
+
+    class Recorded(page.Explorer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(page, "Explorer", Recorded)  # server.page imports it on each call
+    monkeypatch.setattr(type(pn.state), "session_args", property(lambda self: {}))
+    gone = tmp_path / "gone.csv"
+    monkeypatch.setattr(sys, "argv", ["main.py", "--atlas", str(atlas), "--overlay", f"{mine}:known",
+                                      "--overlay", str(gone)])
+    server.page()
+    tools = made[0].toolbox
+    assert list(tools.overlays) == ["known"] and tools.overlays["known"].by == "id"
+    np.testing.assert_array_equal(made[0].state.overlay, [5, 6])
+    assert made[0].state.message == [f"{gone}: cannot be read (No such file or directory)"]

@@ -140,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
                    help="a host allowed to open the app's websocket (repeatable), e.g. myserver:5006")
     p.add_argument("--show", action="store_true", help="open a browser tab")
+    p.add_argument("--overlay", action="append", default=[], metavar="FILE[:NAME]",
+                   help="a catalogue to overlay (CSV, FITS, VOTable, Parquet; RA/Dec or object_id), repeatable")
     p.set_defaults(run=serving.do_serve)
 
     p = verbs.add_parser("inspect", help="summarise a survey or an atlas: size, bands, columns, labels, ranges",

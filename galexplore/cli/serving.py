@@ -16,7 +16,7 @@ UNUSED_SESSION_LIFETIME_MS = 120_000
 
 
 def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", origins: list[str] | None = None,
-                  show: bool = False) -> list[str]:
+                  show: bool = False, overlays: list[str] | None = None) -> list[str]:
     """The `panel serve app/` command line that serves `atlas` (for `galexplore serve` and the tests)."""
     from galexplore.errors import GalexploreError
 
@@ -30,7 +30,16 @@ def serve_command(atlas: Path, port: int = 5006, address: str = "127.0.0.1", ori
         command += ["--allow-websocket-origin", origin]
     if show:
         command.append("--show")
-    return command + ["--args", "--atlas", str(atlas)]
+    from galexplore.explorer.overlay import split_overlay
+
+    extra = []
+    for text in overlays or []:
+        file, name = split_overlay(text)
+        if not file.is_file():
+            raise GalexploreError(f"--overlay {text}: no such file {file}; expected FILE[:NAME], a CSV, FITS, "
+                                  f"VOTable or Parquet catalogue")
+        extra += ["--overlay", f"{file.resolve()}:{name}" if name else str(file.resolve())]
+    return command + ["--args", "--atlas", str(atlas), *extra]
 
 
 def do_serve(args: argparse.Namespace) -> int:
@@ -41,7 +50,7 @@ def do_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise GalexploreError(f"--port {args.port}: expected a TCP port number from 1 to 65535")
     atlas = (args.atlas or atlas_folder()).resolve()
-    command = serve_command(atlas, args.port, args.address, args.allow_websocket_origin, args.show)
+    command = serve_command(atlas, args.port, args.address, args.allow_websocket_origin, args.show, args.overlay)
     print(f"serving {atlas} at http://{args.address}:{args.port}/app", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached

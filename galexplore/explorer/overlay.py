@@ -34,7 +34,7 @@ from galexplore.errors import GalexploreError
 from galexplore.explorer.queries import MapIndex
 
 __all__ = ["MATCH_RADIUS_ARCSEC", "MAX_OVERLAY_ROWS", "OverlayMatch", "match_overlay", "overlay_name",
-           "read_overlay"]
+           "read_overlay", "split_overlay"]
 
 MATCH_RADIUS_ARCSEC = 1.5
 MAX_OVERLAY_ROWS = 1_000_000
@@ -130,6 +130,18 @@ def overlay_name(text: str) -> str:
     stem, as a lower-case identifier (it names columns)."""
     name = _identifier(Path(display_name(text)).stem.lower())
     return name or "overlay"
+
+
+def split_overlay(text: str) -> tuple[Path, str | None]:
+    """FILE[:NAME] as (file, name): a name after the last colon when it is one (a word), else none.
+
+    >>> split_overlay("lenses.fits:known"), split_overlay("mine.csv")
+    ((PosixPath('lenses.fits'), 'known'), (PosixPath('mine.csv'), None))
+    """
+    head, _, tail = text.rpartition(":")
+    if head and tail.replace("_", "").isalnum():
+        return Path(head), tail
+    return Path(text), None
 
 
 def match_overlay(table: pd.DataFrame, name: str, catalog: pd.DataFrame, index: MapIndex, *,

@@ -18,6 +18,7 @@ import panel as pn
 
 from galexplore.atlas.locations import atlas_folder
 from galexplore.errors import GalexploreError
+from galexplore.explorer.overlay import split_overlay
 from galexplore.explorer.hosts import guard_hosts
 from galexplore.explorer.store import load
 from galexplore.explorer.urlstate import URL_KEYS, read_url
@@ -30,6 +31,15 @@ def atlas_path(argv: list[str]) -> Path:
     parser.add_argument("--atlas", type=Path, default=atlas_folder())
     known, _ = parser.parse_known_args(argv)
     return known.atlas
+
+
+def overlay_args(argv: list[str]) -> list[tuple[Path, str | None]]:
+    """The --overlay FILE[:NAME] arguments given after `panel serve app/ --args` (`galexplore serve
+    --overlay`): (file, layer name or None), in order."""
+    parser = argparse.ArgumentParser(prog="panel serve app/ --args", add_help=False)
+    parser.add_argument("--overlay", action="append", default=[])
+    known, _ = parser.parse_known_args(argv)
+    return [split_overlay(text) for text in known.overlay]
 
 
 def problem_page(path: Path, error: Exception) -> pn.viewable.Viewable:
@@ -56,6 +66,11 @@ def page() -> pn.viewable.Viewable:
     url = read_url(pn.state.session_args or {}, data.colourings, data.n)
     explorer = Explorer(data, shared=_browsed_from_elsewhere(), **url.values)
     explorer.state.note([*data.notes, *url.notes])
+    for file, name in overlay_args(sys.argv[1:]):  # `galexplore serve --overlay`: checked there, read here
+        try:
+            explorer.toolbox.load_overlay(file.read_bytes(), file.name, name=name)
+        except OSError as exc:
+            explorer.state.say(f"{file}: cannot be read ({exc.strerror or exc})", "danger")
     location = pn.state.location
     if location is not None:
         # `sync` would set the state from the URL as typed: leave only the keys that are not the

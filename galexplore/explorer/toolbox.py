@@ -40,7 +40,7 @@ class Toolbox(pn.viewable.Viewer):
     def __init__(self, hub_params: dict[str, str] | None = None, **params: object) -> None:
         super().__init__(**params)
         self.data = self.state.data
-        self.overlay: OverlayMatch | None = None
+        self.overlays: dict[str, OverlayMatch] = {}  # by layer name: every catalogue loaded, in order
         self._doc = pn.state.curdoc
         self.samp = SampLink(self.data.name, on_rows=self._later(self._rows_from_samp),
                              on_row=self._later(self._row_from_samp),
@@ -104,24 +104,27 @@ class Toolbox(pn.viewable.Viewer):
 
     # -- the overlay -------------------------------------------------------------------------------
 
-    def load_overlay(self, data: bytes, filename: str, radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> None:
-        """Read and match a catalogue; its matches become the map's overlay layer."""
+    def load_overlay(self, data: bytes, filename: str, radius_arcsec: float = MATCH_RADIUS_ARCSEC,
+                     name: str | None = None) -> None:
+        """Read and match a catalogue (`name`: its layer's name, else the file's); the matches of
+        every catalogue loaded are the map's overlay layer. A catalogue under a name already
+        loaded replaces it."""
         try:
             table = read_overlay(data, filename)
-            match = match_overlay(table, overlay_name(filename), self.data.catalog, self.data.index,
+            match = match_overlay(table, overlay_name(name or filename), self.data.catalog, self.data.index,
                                   radius_arcsec=radius_arcsec, source=filename)
         except GalexploreError as exc:
             self.state.say(str(exc), "danger")
             return
-        self.overlay = match
-        self.overlay_summary = match.summary()
-        self.state.overlay = match.rows
+        self.overlays[match.name] = match
+        self.overlay_summary = "; ".join(m.summary() for m in self.overlays.values())
+        self.state.overlay = np.unique(np.concatenate([m.rows for m in self.overlays.values()]))
 
     def select_matches(self, *_: object) -> None:
-        if self.overlay is None:
+        if not self.overlays:
             self.state.say("no catalogue loaded: upload one first", "info")
             return
-        self.state.select(self.overlay.rows)
+        self.state.select(self.state.overlay)
 
     def __panel__(self) -> pn.Card:
         connect = pn.widgets.Button(label="Connect to SAMP", disabled=self.shared)

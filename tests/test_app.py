@@ -269,12 +269,12 @@ def test_the_trust_overlay_is_a_layer_only_while_shown(explorer):
         return list(explorer.map.pane.object[()].values())
 
     def shaded_pixels() -> int:  # the overlay layer's pixels holding an untrusted galaxy
-        return int(np.sum(np.nan_to_num(layers()[-4].data[layers()[-4].vdims[0].name].values) > 0))
+        return int(np.sum(np.nan_to_num(layers()[-3].data[layers()[-3].vdims[0].name].values) > 0))
 
     hidden = layers()
     explorer.state.trust_overlay = True
     assert len(layers()) == len(hidden) + 1  # no empty layer rendered and sent on every pan while it is off
-    assert isinstance(layers()[-4], hv.Image)  # under the overlay's matches, the selection and the marks
+    assert isinstance(layers()[-3], hv.Image)  # under the selection and the marks
     explorer.state.trust_threshold = 0.0
     assert shaded_pixels() == 0
     explorer.state.trust_threshold = 0.5
@@ -613,6 +613,7 @@ def test_the_toolbox_sends_to_topcat_and_follows_what_it_sends_back(explorer, tm
     catalog = explorer.data.catalog.iloc[[3, 8]][["ra", "dec"]].rename(columns={"ra": "RAJ2000", "dec": "DEJ2000"})
     tools.load_overlay(catalog.to_csv(index=False).encode(), "lenses.csv")
     np.testing.assert_array_equal(explorer.state.overlay, [3, 8])
+    assert len(list(explorer.map.pane.object[()].values())) == 5  # the overlay's layer joined the map
     assert tools.overlay_summary.startswith("lenses: 2 of 2 rows matched within 1.5\"")
     explorer.state.mode = "replace"
     tools.select_matches()

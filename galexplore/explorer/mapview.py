@@ -101,7 +101,9 @@ class MapView(pn.viewable.Viewer):
             base = base * self._trust_layer(x_range, y_range)
         if self.state.tiles:
             base = base * hv.DynamicMap(self._tiles, streams=[hv.streams.Params(self.state, ["view"])])
-        layers = base * self._overlay_layer(x_range, y_range) * self._selection_layer(x_range, y_range)
+        if len(self.state.overlay):  # as the trust layer: only while there is something to draw
+            base = base * self._overlay_layer(x_range, y_range)
+        layers = base * self._selection_layer(x_range, y_range)
         return (layers * self._marks_layer()).opts(
             hv.opts.Overlay(xlim=x_range, ylim=y_range, responsive=True, min_height=500,
                             xlabel="UMAP 1", ylabel="UMAP 2", active_tools=["wheel_zoom", "pan"],
@@ -158,6 +160,10 @@ class MapView(pn.viewable.Viewer):
         self.state.timings["tiles"] = time.perf_counter() - start
         return hv.RGB(image, bounds=(x0, y0, x1, y1), vdims=list("RGBA"))
 
+    @property
+    def _overlay_shown(self) -> bool:
+        return len(self.overlay_pipe.data) > 0
+
     def _overlay_layer(self, x_range: tuple, y_range: tuple) -> hv.Element:
         """The galaxies a catalogue overlay matched, ringed in their own colour."""
         dmap = hv.DynamicMap(lambda data: hv.Points(data, ["umap_x", "umap_y"]), streams=[self.overlay_pipe])
@@ -191,7 +197,12 @@ class MapView(pn.viewable.Viewer):
 
     @param.depends("state.overlay", watch=True)
     def _show_overlay(self) -> None:
-        self.overlay_pipe.send(self._points_frame(self.state.overlay))
+        frame = self._points_frame(self.state.overlay)
+        if self._overlay_shown != bool(len(frame)):  # the layer comes or goes: a new plot
+            self.overlay_pipe = hv.streams.Pipe(data=frame)
+            self._rebuild()
+        else:
+            self.overlay_pipe.send(frame)
 
     @param.depends("state.query", "state.k", watch=True)
     def _show_query(self) -> None:

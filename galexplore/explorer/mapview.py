@@ -145,24 +145,11 @@ class MapView(pn.viewable.Viewer):
         return dynspread(raster, threshold=0.6, max_px=3).opts(cmap=[SELECTION_COLOUR], alpha=0.9, colorbar=False)
 
     def _tiles(self, view: str = "") -> hv.RGB:
-        """The view tiled with galaxies (`tiles.TileGrid`): one k-d tree query and one cached
-        survey read for the cells on screen; the points stay beneath, and a click on a tile is a
-        click on its galaxy."""
+        """The view tiled with galaxies (`tiles_image`); a click on a tile is a click on its galaxy."""
         start = time.perf_counter()
-        (x0, x1), (y0, y1) = self.state.ranges()
-        grid = TileGrid.over((x0, x1, y0, y1), cells=TILE_CELLS)
-        galaxies = grid.galaxies(self.data.index)
-        cutouts = self.data.cutouts
-        image = mosaic(galaxies, cutouts.rgb_arrays, TILE_PX) if cutouts.available else None
-        self._tile_grid = (grid, galaxies) if image is not None else None
-        if image is None:
-            image = np.zeros((1, 1, 4), np.uint8)
+        image, self._tile_grid = tiles_image(self.data, self.state.ranges())
         self.state.timings["tiles"] = time.perf_counter() - start
-        return hv.RGB(image, bounds=(x0, y0, x1, y1), vdims=list("RGBA"))
-
-    @property
-    def _overlay_shown(self) -> bool:
-        return len(self.overlay_pipe.data) > 0
+        return image
 
     def _overlay_layer(self, x_range: tuple, y_range: tuple) -> hv.Element:
         """The galaxies a catalogue overlay matched, ringed in their own colour."""
@@ -198,7 +185,7 @@ class MapView(pn.viewable.Viewer):
     @param.depends("state.overlay", watch=True)
     def _show_overlay(self) -> None:
         frame = self._points_frame(self.state.overlay)
-        if self._overlay_shown != bool(len(frame)):  # the layer comes or goes: a new plot
+        if bool(len(self.overlay_pipe.data)) != bool(len(frame)):  # the layer comes or goes: a new plot
             self.overlay_pipe = hv.streams.Pipe(data=frame)
             self._rebuild()
         else:
@@ -254,6 +241,21 @@ class MapView(pn.viewable.Viewer):
         near = abs(gx - x) <= HOVER_REACH * (x1 - x0) and abs(gy - y) <= HOVER_REACH * (y1 - y0)
         self.state.hovered = row if near else -1
         self.state.timings["hover"] = time.perf_counter() - start
+
+
+def tiles_image(data: object, ranges: tuple) -> tuple[hv.RGB, tuple[TileGrid, np.ndarray] | None]:
+    """The view (x0, x1), (y0, y1) tiled with galaxies (`tiles.TileGrid`): one k-d tree query and
+    one cached survey read for the cells on screen, and the grid with its galaxies (None without
+    cutouts)."""
+    (x0, x1), (y0, y1) = ranges
+    grid = TileGrid.over((x0, x1, y0, y1), cells=TILE_CELLS)
+    galaxies = grid.galaxies(data.index)
+    cutouts = data.cutouts
+    image = mosaic(galaxies, cutouts.rgb_arrays, TILE_PX) if cutouts.available else None
+    shown = (grid, galaxies) if image is not None else None
+    if image is None:
+        image = np.zeros((1, 1, 4), np.uint8)
+    return hv.RGB(image, bounds=(x0, y0, x1, y1), vdims=list("RGBA")), shown
 
 
 def category_colours(colouring: Colouring) -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from galexplore.atlas.export import export_selection
+from galexplore.errors import GalexploreError
 
 __all__ = ["SampLink", "SampStatus", "SELECT_ROWS", "HIGHLIGHT_ROW", "POINT_AT_SKY", "LOAD_VOTABLE"]
 
@@ -153,8 +154,6 @@ class SampLink:
 
     def _require(self) -> None:
         if not self.connected:
-            from galexplore.errors import GalexploreError
-
             raise GalexploreError(self._status.message)
 
     def _receive(self, private_key: str, sender_id: str, msg_id: str | None, mtype: str,
